@@ -1,0 +1,21 @@
+"""sb3-mario: Double DQN for Stable-Baselines3 and rl-baselines3-zoo, with Super Mario Bros. environments."""
+
+from sb3_mario.callbacks import MarioEvalCallback
+from sb3_mario.cnn import MarioCNN
+from sb3_mario.ddqn import DoubleDQN
+from sb3_mario.env import make_mario_env, mario_env_ids
+from sb3_mario.evaluate import MarioEvalResult, evaluate_mario
+from sb3_mario.version import __version__
+from sb3_mario.wrappers import MarioWrapper
+
+__all__ = [
+    "DoubleDQN",
+    "MarioCNN",
+    "MarioEvalCallback",
+    "MarioEvalResult",
+    "MarioWrapper",
+    "__version__",
+    "evaluate_mario",
+    "make_mario_env",
+    "mario_env_ids",
+]

@@ -1,0 +1,3 @@
+from sb3_mario.ddqn.ddqn import DoubleDQN
+
+__all__ = ["DoubleDQN"]

@@ -1,0 +1,293 @@
+import io
+import pathlib
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.dqn import DQN
+from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, MultiInputPolicy
+from torch.nn import functional as F
+
+from sb3_mario.cnn import MarioCNN
+from sb3_mario.saving import check_model_zip
+
+SelfDoubleDQN = TypeVar("SelfDoubleDQN", bound="DoubleDQN")
+
+
+class DoubleDQN(DQN):
+    """
+    Double Deep Q-Network (Double DQN)
+
+    Paper: "Deep Reinforcement Learning with Double Q-learning", van Hasselt, Guez and Silver, AAAI 2016,
+    https://arxiv.org/abs/1509.06461
+
+    Identical to Stable-Baselines3's :class:`~stable_baselines3.dqn.DQN` (same arguments, n-step returns,
+    Huber loss, gradient clipping, target network, logging and save/load) except for the bootstrap target:
+    the **online** network picks the next action, the **target** network scores it::
+
+        a* = argmax_a Q_online(s', a)
+        y  = r + (1 - done) * gamma^n * Q_target(s', a*)
+
+    whereas DQN uses ``max_a Q_target(s', a)``, which over-estimates action values.
+
+    Policies whose ``features_extractor_class`` is :class:`~sb3_mario.MarioCNN` get ``net_arch=[]`` unless
+    ``policy_kwargs`` says otherwise, so the Q-head is one linear layer on the 512 features, as SB3 does for
+    ``NatureCNN``.
+
+    All parameters are those of :class:`~stable_baselines3.dqn.DQN`; see its documentation.
+
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
+    :param env: The environment to learn from (if registered in Gym, can be str)
+    :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0)
+    :param buffer_size: size of the replay buffer
+    :param learning_starts: how many steps of the model to collect transitions for before learning starts
+    :param batch_size: Minibatch size for each gradient update
+    :param tau: the soft update coefficient ("Polyak update", between 0 and 1) default 1 for hard update
+    :param gamma: the discount factor
+    :param train_freq: Update the model every ``train_freq`` steps, or a tuple like ``(5, "step")``
+    :param gradient_steps: How many gradient steps to do after each rollout (``-1``: as many as env steps)
+    :param replay_buffer_class: Replay buffer class to use. If ``None``, it will be automatically selected.
+    :param replay_buffer_kwargs: Keyword arguments to pass to the replay buffer on creation.
+    :param optimize_memory_usage: Enable a memory efficient variant of the replay buffer
+    :param n_steps: n-step returns (with SB3's NStepReplayBuffer) when ``replay_buffer_class`` is ``None``
+    :param target_update_interval: update the target network every ``target_update_interval`` environment steps.
+    :param exploration_fraction: fraction of entire training period over which the exploration rate is reduced
+    :param exploration_initial_eps: initial value of random action probability
+    :param exploration_final_eps: final value of random action probability
+    :param max_grad_norm: The maximum value for the gradient clipping
+    :param stats_window_size: Window size for the rollout logging
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation
+    :param verbose: Verbosity level: 0 no output, 1 info messages, 2 debug messages
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run. "auto": the GPU if possible.
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: DQNPolicy
+
+    def __init__(
+        self,
+        policy: str | type[DQNPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 100,
+        batch_size: int = 32,
+        tau: float = 1.0,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 4,
+        gradient_steps: int = 1,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        target_update_interval: int = 10000,
+        exploration_fraction: float = 0.1,
+        exploration_initial_eps: float = 1.0,
+        exploration_final_eps: float = 0.05,
+        max_grad_norm: float = 10,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        check_hyperparameters(
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            gradient_steps=gradient_steps,
+            n_steps=n_steps,
+            target_update_interval=target_update_interval,
+            exploration_fraction=exploration_fraction,
+            exploration_initial_eps=exploration_initial_eps,
+            exploration_final_eps=exploration_final_eps,
+            max_grad_norm=max_grad_norm,
+        )
+        policy_kwargs = dict(policy_kwargs or {})
+        extractor = policy_kwargs.get("features_extractor_class")
+        if isinstance(extractor, type) and issubclass(extractor, MarioCNN):
+            # As SB3 does for NatureCNN: a single linear Q-head on top of the 512 features
+            policy_kwargs.setdefault("net_arch", [])
+        try:
+            super().__init__(
+                policy,
+                env,
+                learning_rate=learning_rate,
+                buffer_size=buffer_size,
+                learning_starts=learning_starts,
+                batch_size=batch_size,
+                tau=tau,
+                gamma=gamma,
+                train_freq=train_freq,
+                gradient_steps=gradient_steps,
+                replay_buffer_class=replay_buffer_class,
+                replay_buffer_kwargs=replay_buffer_kwargs,
+                optimize_memory_usage=optimize_memory_usage,
+                n_steps=n_steps,
+                target_update_interval=target_update_interval,
+                exploration_fraction=exploration_fraction,
+                exploration_initial_eps=exploration_initial_eps,
+                exploration_final_eps=exploration_final_eps,
+                max_grad_norm=max_grad_norm,
+                stats_window_size=stats_window_size,
+                tensorboard_log=tensorboard_log,
+                policy_kwargs=policy_kwargs,
+                verbose=verbose,
+                seed=seed,
+                device=device,
+                _init_setup_model=_init_setup_model,
+            )
+        except AssertionError as exc:
+            if "action spaces" not in str(exc):
+                raise
+            raise ValueError(
+                f"DoubleDQN needs a Discrete action space ({exc}). For continuous actions use SAC, TD3 or TQC; "
+                "for MultiDiscrete ones, wrap the env so that it enumerates the action combinations."
+            ) from exc
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        # Switch to train mode (this affects batch norm / dropout)
+        self.policy.set_training_mode(True)
+        # Update learning rate according to schedule
+        self._update_learning_rate(self.policy.optimizer)
+
+        losses = []
+        for _ in range(gradient_steps):
+            # Sample replay buffer
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            # For n-step replay, discount factor is gamma**n_steps (when no early termination)
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+
+            with th.no_grad():
+                # Double DQN: the online network picks the greedy next action a*
+                next_actions = self.q_net(replay_data.next_observations).argmax(dim=1, keepdim=True)
+                # ... and the target network scores it: Q_target(s', a*)
+                next_q_values = th.gather(self.q_net_target(replay_data.next_observations), dim=1, index=next_actions)
+                # 1-step (or n-step) TD target; terminal transitions bootstrap nothing
+                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+
+            # Get current Q-values estimates
+            current_q_values = self.q_net(replay_data.observations)
+            # Retrieve the q-values for the actions from the replay buffer
+            current_q_values = th.gather(current_q_values, dim=1, index=replay_data.actions.long())
+
+            # Compute Huber loss (less sensitive to outliers)
+            loss = F.smooth_l1_loss(current_q_values, target_q_values)
+            # Keep the loss on the device: no host sync per gradient step
+            losses.append(loss.detach())
+
+            # Optimize the policy
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            # Clip gradient norm
+            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+
+        # Increase update counter
+        self._n_updates += gradient_steps
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        if losses:
+            self.logger.record("train/loss", th.stack(losses).mean().item())
+
+    def learn(
+        self: SelfDoubleDQN,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "DoubleDQN",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfDoubleDQN:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    @classmethod
+    def load(
+        cls: type[SelfDoubleDQN],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfDoubleDQN:
+        """
+        Load a DoubleDQN (or DQN) model saved with ``save``; a missing, corrupt or truncated file, or a zip
+        saved by another algorithm, gets a ``ValueError`` that says what to do.
+
+        :param path: path to the file (or a file-like) where to load the agent from
+        :param env: the new environment to run the loaded model on (can be None to only predict)
+        :param device: device on which the code should run
+        :param custom_objects: objects to replace upon loading (see SB3's ``BaseAlgorithm.load``)
+        :param print_system_info: whether to print system info from the saved model
+        :param force_reset: force a reset before training, to avoid unexpected behavior
+        :param kwargs: extra arguments to change the model when loading
+        :return: new model instance with loaded parameters
+        """
+        if isinstance(path, str | pathlib.Path):
+            check_model_zip(path, "ddqn")
+        return super().load(
+            path,
+            env=env,
+            device=device,
+            custom_objects=custom_objects,
+            print_system_info=print_system_info,
+            force_reset=force_reset,
+            **kwargs,
+        )
+
+
+def check_hyperparameters(**values: Any) -> None:
+    """
+    Raise a ``ValueError`` naming each hyperparameter that is out of range, and the range it must be in.
+
+    :param values: hyperparameter names and values, as passed to :class:`DoubleDQN`
+    """
+    rules: dict[str, tuple[str, Any]] = {
+        "buffer_size": ("an integer >= 1", lambda v: v >= 1),
+        "learning_starts": ("an integer >= 0", lambda v: v >= 0),
+        "batch_size": ("an integer >= 1", lambda v: v >= 1),
+        "tau": ("in (0, 1]", lambda v: 0 < v <= 1),
+        "gamma": ("in [0, 1]", lambda v: 0 <= v <= 1),
+        "gradient_steps": ("-1 or an integer >= 0", lambda v: v == -1 or v >= 0),
+        "n_steps": ("an integer >= 1", lambda v: v >= 1),
+        "target_update_interval": ("an integer >= 1", lambda v: v >= 1),
+        "exploration_fraction": ("in [0, 1]", lambda v: 0 <= v <= 1),
+        "exploration_initial_eps": ("in [0, 1]", lambda v: 0 <= v <= 1),
+        "exploration_final_eps": ("in [0, 1]", lambda v: 0 <= v <= 1),
+        "max_grad_norm": ("> 0", lambda v: v > 0),
+    }
+    problems = []
+    for name, value in values.items():
+        expected, ok = rules[name]
+        if not isinstance(value, int | float | np.integer | np.floating) or not ok(value):
+            problems.append(f"{name}={value!r} (must be {expected})")
+    if values.get("buffer_size", 1) < values.get("batch_size", 0) and not problems:
+        problems.append(
+            f"batch_size={values['batch_size']} is larger than buffer_size={values['buffer_size']} "
+            "(the replay buffer must hold at least one batch)"
+        )
+    if problems:
+        raise ValueError("Invalid DoubleDQN hyperparameters: " + "; ".join(problems) + ".")

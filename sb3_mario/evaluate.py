@@ -1,0 +1,145 @@
+"""Evaluate an agent on Super Mario Bros.: level-clear rate, farthest x position and return.
+
+Command line::
+
+    python -m sb3_mario.evaluate logs/ddqn/SuperMarioBros-1-1-v0_1/SuperMarioBros-1-1-v0.zip -n 20
+
+Each episode i (i = 0..n-1) is seeded with ``i`` and starts after a random 0..``--noop-max`` no-op frames;
+actions are greedy unless ``--stochastic``.
+"""
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
+
+from sb3_mario.env import make_mario_env
+from sb3_mario.saving import ALGORITHMS, load_model
+
+
+@dataclass
+class MarioEvalResult:
+    """Per-episode outcomes of :func:`evaluate_mario`."""
+
+    clears: list[bool] = field(default_factory=list)
+    max_x_pos: list[int] = field(default_factory=list)
+    returns: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+
+    @property
+    def clear_rate(self) -> float:
+        """Fraction of episodes that reached the flag."""
+        return float(np.mean(self.clears)) if self.clears else 0.0
+
+    @property
+    def mean_max_x_pos(self) -> float:
+        """Mean over episodes of the farthest x position reached."""
+        return float(np.mean(self.max_x_pos)) if self.max_x_pos else 0.0
+
+    @property
+    def mean_return(self) -> float:
+        """Mean episode return (the wrapper's reward)."""
+        return float(np.mean(self.returns)) if self.returns else 0.0
+
+    def summary(self) -> str:
+        """:return: one line with the clear rate, mean max x_pos and mean return"""
+        n = len(self.clears)
+        return (
+            f"episodes={n} clear_rate={self.clear_rate:.2f} ({sum(self.clears)}/{n}) "
+            f"mean_max_x_pos={self.mean_max_x_pos:.1f} mean_return={self.mean_return:.1f} "
+            f"mean_length={np.mean(self.lengths) if self.lengths else 0:.1f}"
+        )
+
+
+def evaluate_mario(
+    model: BaseAlgorithm,
+    env: VecEnv,
+    n_episodes: int = 20,
+    deterministic: bool = True,
+    first_seed: int = 0,
+) -> MarioEvalResult:
+    """
+    Play ``n_episodes`` episodes one after another, episode i seeded with ``first_seed + i``.
+
+    :param model: any SB3 algorithm (``predict`` is used)
+    :param env: a Mario VecEnv with one env (e.g. ``make_mario_env(..., n_envs=1)``)
+    :param n_episodes: number of episodes
+    :param deterministic: greedy actions (True) or the policy's exploration (False)
+    :param first_seed: seed of the first episode
+    :return: per-episode clears, farthest x positions, returns and lengths
+    """
+    if env.num_envs != 1:
+        raise ValueError(
+            f"evaluate_mario plays one seeded episode at a time: pass a VecEnv with one env, got {env.num_envs}."
+        )
+    result = MarioEvalResult()
+    for episode in range(n_episodes):
+        env.seed(first_seed + episode)
+        obs = env.reset()
+        episode_return, length = 0.0, 0
+        while True:
+            action, _ = model.predict(obs, deterministic=deterministic)  # type: ignore[arg-type]
+            obs, rewards, dones, infos = env.step(action)
+            episode_return += float(rewards[0])
+            length += 1
+            if dones[0]:
+                info: dict[str, Any] = infos[0]
+                break
+        result.clears.append(bool(info.get("flag_get", False)))
+        result.max_x_pos.append(int(info.get("max_x_pos", info.get("x_pos", 0))))
+        result.returns.append(episode_return)
+        result.lengths.append(length)
+    return result
+
+
+def main(argv: list[str] | None = None) -> MarioEvalResult:
+    """
+    Command-line entry point; prints per-episode lines and a summary.
+
+    :param argv: arguments (default: ``sys.argv[1:]``)
+    :return: the evaluation result
+    """
+    parser = argparse.ArgumentParser(prog="python -m sb3_mario.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("model", help="a saved model: SB3 .zip, or sb3-mario's weights-only .pt (with its .json)")
+    parser.add_argument("--algo", default="ddqn", choices=sorted(ALGORITHMS), help="algorithm of a .zip model")
+    parser.add_argument("--env", default="SuperMarioBros-1-1-v0", help="gym-super-mario-bros env id")
+    parser.add_argument("-n", "--n-episodes", type=int, default=20)
+    parser.add_argument("--noop-max", type=int, default=30, help="random no-op frames at the start of each episode")
+    parser.add_argument("--actions", default=None, help="action set (default: the model's, else right_only)")
+    parser.add_argument("--frame-skip", type=int, default=None)
+    parser.add_argument("--frame-stack", type=int, default=None)
+    parser.add_argument("--stochastic", action="store_true", help="sample actions instead of greedy ones")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+
+    model, pipeline = load_model(args.model, algo=args.algo, device=args.device)
+    wrapper_kwargs = dict(pipeline.get("wrapper_kwargs", {}))
+    for key, value in (("actions", args.actions), ("frame_skip", args.frame_skip)):
+        if value is not None:
+            wrapper_kwargs[key] = value
+    wrapper_kwargs["noop_max"] = args.noop_max
+    frame_stack = args.frame_stack or pipeline.get("frame_stack", 4)
+    env = make_mario_env(args.env, n_envs=1, frame_stack=frame_stack, wrapper_kwargs=wrapper_kwargs)
+    result = MarioEvalResult()
+    try:
+        for episode in range(args.n_episodes):
+            one = evaluate_mario(model, env, n_episodes=1, deterministic=not args.stochastic, first_seed=episode)
+            print(
+                f"episode {episode:3d} seed {episode:3d}: clear={one.clears[0]!s:5} max_x_pos={one.max_x_pos[0]:5d} "
+                f"return={one.returns[0]:8.1f} steps={one.lengths[0]}"
+            )
+            result.clears += one.clears
+            result.max_x_pos += one.max_x_pos
+            result.returns += one.returns
+            result.lengths += one.lengths
+    finally:
+        env.close()
+    print(result.summary())
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""The classic Super Mario Bros. pixel pipeline as one gymnasium wrapper.
+
+``MarioWrapper(env, **kwargs)`` is what rl-zoo's ``env_wrapper:`` names (as the dotted path
+``sb3_mario.wrappers.MarioWrapper``). Frame stacking is left to SB3's ``VecFrameStack`` (the zoo's
+``frame_stack: 4``), so the replay buffer stores each frame's stack the way SB3 expects.
+"""
+
+from typing import Any, SupportsFloat
+
+import cv2
+import gymnasium as gym
+import numpy as np
+from gym_super_mario_bros.actions import COMPLEX_MOVEMENT, RIGHT_ONLY, SIMPLE_MOVEMENT
+from nes_py import NESEnv
+from nes_py.wrappers import JoypadSpace
+
+#: JoypadSpace action sets by name. ``right_only`` is the seed's 5 actions.
+ACTION_SETS: dict[str, list[list[str]]] = {
+    "right_only": RIGHT_ONLY,
+    "simple": SIMPLE_MOVEMENT,
+    "complex": COMPLEX_MOVEMENT,
+}
+REWARDS = ("classic", "native")
+#: info fields that ``reward="classic"`` is computed from
+CLASSIC_REWARD_FIELDS = ("x_pos", "time", "is_dying", "is_dead")
+#: largest x_pos jump per frame that counts as progress (larger ones are resets, pipes or warps)
+MAX_X_STEP = 5
+DEATH_PENALTY = -15.0
+REWARD_CLIP = 15.0
+
+
+def classic_reward(info: dict[str, Any], x_last: int, time_last: int) -> float:
+    """
+    The reward of the seed (gym-super-mario-bros 7.x) for one NES frame, from the info fields of that frame:
+    x progress (0 for jumps larger than 5 pixels), -1 per tick of the game clock, -15 when Mario dies,
+    clipped to [-15, 15].
+
+    :param info: the info dict of the frame
+    :param x_last: ``x_pos`` of the frame before
+    :param time_last: ``time`` (game clock) of the frame before
+    :return: the frame's reward
+    """
+    dx = int(info["x_pos"]) - x_last
+    progress = dx if -MAX_X_STEP <= dx <= MAX_X_STEP else 0
+    clock = min(0, int(info["time"]) - time_last)
+    death = DEATH_PENALTY if info["is_dying"] or info["is_dead"] else 0.0
+    return float(np.clip(progress + clock + death, -REWARD_CLIP, REWARD_CLIP))
+
+
+def is_mario_env(env: gym.Env) -> bool:
+    """
+    :param env: any gymnasium env, wrapped or not
+    :return: whether the innermost env is a gym-super-mario-bros NES env
+    """
+    base = env.unwrapped
+    return isinstance(base, NESEnv) and type(base).__module__.startswith("gym_super_mario_bros")
+
+
+class MarioWrapper(gym.Wrapper):
+    """
+    Super Mario Bros. preprocessing: JoypadSpace action set, frame skip (rewards summed, stops at episode end,
+    optional max over the last two frames), grayscale, resize to ``screen_size`` x ``screen_size`` uint8,
+    optional random no-op starts, and the reward.
+
+    Grayscale frames come straight from nes-py's native ``observation('grayscale', output=...)`` and are
+    resized with OpenCV's ``INTER_AREA``. Observations are channel-last ``(screen_size, screen_size, 1)``
+    (3 channels with ``grayscale=False``); stack them with ``VecFrameStack`` (zoo: ``frame_stack: 4``).
+
+    The info dict keeps gym-super-mario-bros' fields of the last frame (``flag_get``, ``x_pos``, ...) and
+    adds ``max_x_pos``, the farthest ``x_pos`` of the episode so far.
+
+    :param env: a gym-super-mario-bros env, e.g. ``gym.make("SuperMarioBros-1-1-v0")``
+    :param actions: ``"right_only"`` (5 actions, the seed's), ``"simple"`` (7) or ``"complex"`` (12)
+    :param frame_skip: NES frames per agent step (the action is repeated), >= 1
+    :param max_pool: take the pixel-wise max of the last two frames of each step (removes sprite flicker)
+    :param screen_size: side of the square observation, in pixels
+    :param grayscale: one gray channel (True) or RGB (False)
+    :param reward: ``"classic"``: the seed's reward (x progress, -1 per clock tick, -15 on death, clipped to
+        +-15 per frame); ``"native"``: gym-super-mario-bros 9.x's shaped reward
+    :param reward_scale: factor applied to the summed reward of each step
+    :param noop_max: at reset, do a random number of no-op frames in [0, noop_max]
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        actions: str = "right_only",
+        frame_skip: int = 4,
+        max_pool: bool = False,
+        screen_size: int = 84,
+        grayscale: bool = True,
+        reward: str = "classic",
+        reward_scale: float = 1.0,
+        noop_max: int = 0,
+    ) -> None:
+        if not is_mario_env(env):
+            spec_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+            raise ValueError(
+                f"MarioWrapper only wraps gym-super-mario-bros envs, got {spec_id!r} "
+                f"({type(env.unwrapped).__name__}). Create one with gym.make('SuperMarioBros-1-1-v0') or "
+                "sb3_mario.make_mario_env(...); for Atari use stable_baselines3.common.atari_wrappers.AtariWrapper."
+            )
+        if actions not in ACTION_SETS:
+            raise ValueError(f"Unknown action set {actions!r}: choose one of {sorted(ACTION_SETS)}.")
+        if reward not in REWARDS:
+            raise ValueError(f"Unknown reward {reward!r}: choose one of {list(REWARDS)}.")
+        if frame_skip < 1 or screen_size < 1 or noop_max < 0:
+            raise ValueError(
+                f"Need frame_skip >= 1, screen_size >= 1 and noop_max >= 0; got frame_skip={frame_skip}, "
+                f"screen_size={screen_size}, noop_max={noop_max}."
+            )
+        super().__init__(JoypadSpace(env, ACTION_SETS[actions]))
+        self.mario_kwargs: dict[str, Any] = dict(
+            actions=actions,
+            frame_skip=frame_skip,
+            max_pool=max_pool,
+            screen_size=screen_size,
+            grayscale=grayscale,
+            reward=reward,
+            reward_scale=reward_scale,
+            noop_max=noop_max,
+        )
+        self.frame_skip = frame_skip
+        self.max_pool = max_pool
+        self.screen_size = screen_size
+        self.grayscale = grayscale
+        self.reward_mode = reward
+        self.reward_scale = reward_scale
+        self.noop_max = noop_max
+        self._nes: NESEnv = env.unwrapped
+        channels = 1 if grayscale else 3
+        self.observation_space = gym.spaces.Box(0, 255, (screen_size, screen_size, channels), np.uint8)
+        # full-size screens, written in place by the emulator's copy functions
+        full = (240, 256) if grayscale else (240, 256, 3)
+        self._screens = np.zeros((2, *full), dtype=np.uint8)
+        self._x_last = 0
+        self._time_last = 0
+        self._max_x = 0
+
+    def _grab(self, slot: int) -> None:
+        mode = "grayscale" if self.grayscale else "rgb_array_contiguous"
+        self._nes.observation(mode, output=self._screens[slot])
+
+    def _observation(self, pooled: bool) -> np.ndarray:
+        frame = np.maximum(self._screens[0], self._screens[1]) if pooled else self._screens[1]
+        obs = cv2.resize(frame, (self.screen_size, self.screen_size), interpolation=cv2.INTER_AREA)
+        return obs.reshape(self.observation_space.shape)
+
+    def _track(self, info: dict[str, Any]) -> None:
+        self._x_last = int(info["x_pos"])
+        self._time_last = int(info.get("time", 0))
+        self._max_x = max(self._max_x, self._x_last)
+        info["max_x_pos"] = self._max_x
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        """
+        Reset the game, then do a random number of no-op frames in [0, noop_max].
+
+        :param seed: seed for the env's random generator (no-op count)
+        :param options: passed to the env
+        :return: first observation and info
+        """
+        _, info = self.env.reset(seed=seed, options=options)
+        if self.reward_mode == "classic":
+            missing = [key for key in CLASSIC_REWARD_FIELDS if key not in info]
+            if missing:
+                name = self.spec.id if self.spec is not None else type(self._nes).__name__
+                raise ValueError(
+                    f"reward='classic' needs the info fields {missing}, which {name} does not report. "
+                    "Use MarioWrapper(env, reward='native')."
+                )
+        noops = int(self.np_random.integers(0, self.noop_max + 1)) if self.noop_max > 0 else 0
+        for _ in range(noops):
+            _, _, terminated, truncated, info = self.env.step(0)
+            if terminated or truncated:
+                _, info = self.env.reset(options=options)
+        self._max_x = 0
+        self._track(info)
+        self._grab(1)
+        return self._observation(pooled=False), info
+
+    def step(self, action: int) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        """
+        Repeat ``action`` for ``frame_skip`` frames (fewer if the episode ends) and sum the rewards.
+
+        :param action: index into the action set
+        :return: observation, summed reward, terminated, truncated, info of the last frame
+        """
+        total = 0.0
+        pooled = False
+        terminated = truncated = False
+        info: dict[str, Any] = {}
+        for frame in range(self.frame_skip):
+            _, reward, terminated, truncated, info = self.env.step(action)
+            if self.reward_mode == "classic":
+                total += classic_reward(info, self._x_last, self._time_last)
+            else:
+                total += float(reward)
+            self._track(info)
+            if terminated or truncated:
+                break
+            if self.max_pool and frame == self.frame_skip - 2:
+                self._grab(0)
+                pooled = True
+        self._grab(1)
+        return self._observation(pooled), total * self.reward_scale, terminated, truncated, info

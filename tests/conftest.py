@@ -1,0 +1,29 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+
+
+class VectorEnv(gym.Env):
+    """A tiny env with 2-D float observations and 2 actions, for hand-built Q-learning cases."""
+
+    observation_space = gym.spaces.Box(-10.0, 10.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), 0.0, False, False, {}
+
+
+@pytest.fixture
+def vector_env():
+    return VectorEnv()
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    # the CI box has 2 cores; keep torch from oversubscribing them when tests run subprocesses
+    th.set_num_threads(1)

@@ -1,0 +1,62 @@
+"""MarioEvalCallback and evaluation on the real Mario VecEnv."""
+
+import numpy as np
+import pytest
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import configure
+
+from sb3_mario import DoubleDQN, MarioEvalCallback, evaluate_mario, make_mario_env
+
+ENV_ID = "SuperMarioBros-1-1-v0"
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    env = make_mario_env(ENV_ID, n_envs=1, seed=0)
+    model = DoubleDQN("CnnPolicy", env, buffer_size=200, learning_starts=50, device="cpu", seed=0)
+    yield model
+    env.close()
+
+
+def test_callback_logs_clear_rate_max_x_and_return(tiny_model, tmp_path):
+    tiny_model.set_logger(configure(str(tmp_path), ["stdout", "csv", "tensorboard"]))
+    callback = MarioEvalCallback(n_eval_episodes=2, eval_freq=60, best_model_save_path=str(tmp_path),
+                                 log_path=str(tmp_path))  # fmt: skip
+    tiny_model.learn(120, callback=callback, reset_num_timesteps=True)
+    assert len(callback.history["timesteps"]) == 2
+    result = callback.last_result
+    assert result is not None and len(result.clears) == 2 and all(x > 0 for x in result.max_x_pos)
+    csv = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
+    assert {"eval/clear_rate", "eval/mean_max_x_pos", "eval/mean_reward"} <= set(csv)
+    saved = np.load(tmp_path / "mario_evaluations.npz")
+    assert saved["clears"].shape == (2, 2) and saved["max_x_pos"].shape == (2, 2)
+    assert (tmp_path / "best_model.zip").is_file()
+    assert list(tmp_path.glob("events.out.tfevents.*"))
+
+
+def test_evaluate_mario_is_seeded(tiny_model):
+    env = make_mario_env(ENV_ID, n_envs=1, wrapper_kwargs=dict(noop_max=30))
+    try:
+        first = evaluate_mario(tiny_model, env, n_episodes=2, first_seed=5)
+        again = evaluate_mario(tiny_model, env, n_episodes=2, first_seed=5)
+    finally:
+        env.close()
+    assert first == again
+    assert 0.0 <= first.clear_rate <= 1.0 and first.mean_max_x_pos > 0
+
+
+def test_sb3_evaluate_policy_on_the_mario_vecenv(tiny_model):
+    env = make_mario_env(ENV_ID, n_envs=2, seed=0)
+    try:
+        rewards, lengths = evaluate_policy(tiny_model, env, n_eval_episodes=2, return_episode_rewards=True)
+    finally:
+        env.close()
+    assert len(rewards) == 2 and all(n > 0 for n in lengths)
+
+
+def test_callback_rejects_a_training_env_without_the_mario_wrapper(tmp_path):
+    from stable_baselines3.common.envs import FakeImageEnv
+
+    model = DoubleDQN("CnnPolicy", FakeImageEnv(discrete=True), buffer_size=100, device="cpu")
+    with pytest.raises(ValueError, match="MarioWrapper"):
+        model.learn(10, callback=MarioEvalCallback(eval_freq=5))

@@ -1,0 +1,59 @@
+"""Model files: the evaluate command and clear errors for bad files."""
+
+import zipfile
+
+import pytest
+from stable_baselines3 import PPO
+from stable_baselines3.common.envs import FakeImageEnv
+
+from sb3_mario import DoubleDQN, make_mario_env
+from sb3_mario.evaluate import main as evaluate_main
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "mario.zip"
+    env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=1, seed=0)
+    DoubleDQN("CnnPolicy", env, buffer_size=100, learning_starts=10, device="cpu", seed=0).learn(20).save(path)
+    env.close()
+    return path
+
+
+def test_evaluate_command_prints_clear_rate_max_x_and_return(saved_model, capsys):
+    result = evaluate_main([str(saved_model), "-n", "2", "--noop-max", "30"])
+    out = capsys.readouterr().out
+    assert "episode   0 seed   0" in out and "episode   1 seed   1" in out
+    assert f"clear_rate={result.clear_rate:.2f}" in out and "mean_max_x_pos=" in out and "mean_return=" in out
+
+
+def test_truncated_model_zip_gets_a_clear_error(saved_model, tmp_path):
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(saved_model.read_bytes()[: saved_model.stat().st_size // 2])
+    with pytest.raises(ValueError, match="not a readable Stable-Baselines3 model zip.*previous checkpoint"):
+        DoubleDQN.load(broken)
+
+
+def test_not_a_zip_gets_a_clear_error(tmp_path):
+    junk = tmp_path / "junk.zip"
+    junk.write_text("hello")
+    with pytest.raises(ValueError, match="not a readable"):
+        DoubleDQN.load(junk)
+
+
+def test_zip_without_data_gets_a_clear_error(tmp_path):
+    empty = tmp_path / "empty.zip"
+    with zipfile.ZipFile(empty, "w") as archive:
+        archive.writestr("other", "x")
+    with pytest.raises(ValueError, match="not a readable"):
+        DoubleDQN.load(empty)
+
+
+def test_model_of_another_algorithm_gets_a_clear_error(tmp_path):
+    PPO("CnnPolicy", FakeImageEnv(), n_steps=16, batch_size=16, device="cpu").save(tmp_path / "ppo.zip")
+    with pytest.raises(ValueError, match="saved by another algorithm.*--algo"):
+        DoubleDQN.load(tmp_path / "ppo.zip")
+
+
+def test_missing_model_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No model file"):
+        DoubleDQN.load(tmp_path / "nothing.zip")

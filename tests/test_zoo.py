@@ -1,0 +1,151 @@
+"""rl-zoo entry points, run for real in subprocesses: `python -m rl_zoo3.train --algo ddqn ...` and friends."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ENV_ID = "SuperMarioBros-1-1-v0"
+# a few hundred steps with a small buffer: enough to go through learning, evaluation and saving
+TINY = ["-params", "buffer_size:600", "learning_starts:64", "n_envs:2"]
+
+
+def run(*args: str, cwd: Path, env: dict | None = None, expect_ok: bool = True) -> str:
+    environ = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=600)
+    output = proc.stdout + proc.stderr
+    if expect_ok:
+        assert proc.returncode == 0, f"{' '.join(args)} failed:\n{output[-4000:]}"
+    else:
+        assert proc.returncode != 0, f"{' '.join(args)} should have failed:\n{output[-4000:]}"
+    return output
+
+
+@pytest.fixture(scope="module")
+def ddqn_run(tmp_path_factory) -> Path:
+    """One tiny DoubleDQN training through rl-zoo with TensorBoard, evaluation, checkpoints and the buffer saved."""
+    cwd = tmp_path_factory.mktemp("zoo")
+    out = run(
+        "-m", "rl_zoo3.train", "--algo", "ddqn", "--env", ENV_ID, "-n", "400", "--seed", "0", "-f", "logs",
+        "-tb", "tb", "-P", "--eval-freq", "150", "--eval-episodes", "1", "--save-freq", "200",
+        "--save-replay-buffer", *TINY, cwd=cwd,
+    )  # fmt: skip
+    assert "zoo_configs/ddqn.yml" in out.replace(os.sep, "/")
+    return cwd
+
+
+def test_train_writes_model_buffer_checkpoints_and_logs(ddqn_run):
+    run_dir = ddqn_run / "logs" / "ddqn" / f"{ENV_ID}_1"
+    for name in (f"{ENV_ID}.zip", "replay_buffer.pkl", "best_model.zip", "evaluations.npz", "0.monitor.csv"):
+        assert (run_dir / name).is_file(), name
+    assert list(run_dir.glob("rl_model_*_steps.zip"))
+    assert list((ddqn_run / "tb" / ENV_ID).glob("DoubleDQN_1/events.out.tfevents.*"))
+    config = (run_dir / ENV_ID / "config.yml").read_text()
+    assert "sb3_mario.wrappers.MarioWrapper" in config and "MarioCNN" in config
+
+
+def test_continue_training_from_the_saved_model(ddqn_run):
+    model = f"logs/ddqn/{ENV_ID}_1/{ENV_ID}.zip"
+    out = run("-m", "rl_zoo3.train", "--algo", "ddqn", "--env", ENV_ID, "-n", "100", "-f", "logs", "-i", model, *TINY,
+              cwd=ddqn_run)  # fmt: skip
+    assert "Loading pretrained agent" in out
+    assert (ddqn_run / "logs" / "ddqn" / f"{ENV_ID}_2" / f"{ENV_ID}.zip").is_file()
+
+
+def test_enjoy_record_video_and_plot(ddqn_run):
+    common = ["--algo", "ddqn", "--env", ENV_ID, "-f", "logs", "--exp-id", "1"]
+    run("-m", "rl_zoo3.enjoy", *common, "-n", "60", "--no-render", cwd=ddqn_run)
+    run("-m", "rl_zoo3.record_video", *common, "-n", "40", "-o", "videos", cwd=ddqn_run)
+    assert list((ddqn_run / "videos").glob("*.mp4"))
+    # plot_train reads the monitor files and draws with plt.show(): headless, Agg makes show() a no-op
+    run("-m", "rl_zoo3.plots.plot_train", "--algo", "ddqn", "--env", ENV_ID, "-f", "logs", cwd=ddqn_run,
+        env={"MPLBACKEND": "Agg"})  # fmt: skip
+
+
+def test_sb3_mario_evaluate_on_the_zoo_model(ddqn_run):
+    model = f"logs/ddqn/{ENV_ID}_1/{ENV_ID}.zip"
+    out = run("-m", "sb3_mario.evaluate", model, "-n", "2", "--noop-max", "30", cwd=ddqn_run)
+    assert "episodes=2 clear_rate=" in out and "mean_max_x_pos=" in out and "mean_return=" in out
+
+
+@pytest.mark.parametrize("algo", ["dqn", "qrdqn"])
+def test_baselines_on_mario(tmp_path, algo):
+    out = run("-m", "rl_zoo3.train", "--algo", algo, "--env", ENV_ID, "-n", "200", "-f", "logs", *TINY, cwd=tmp_path)
+    assert f"zoo_configs/{algo}.yml" in out.replace(os.sep, "/")
+    assert (tmp_path / "logs" / algo / f"{ENV_ID}_1" / f"{ENV_ID}.zip").is_file()
+
+
+def test_ddqn_on_cartpole_and_explicit_entry_point(tmp_path):
+    run("-m", "rl_zoo3.train", "--algo", "ddqn", "--env", "CartPole-v1", "-n", "600", "-f", "logs", cwd=tmp_path)
+    # python -m sb3_mario.train patches rl_zoo3 itself: it works with the start-up hook switched off
+    out = run("-m", "sb3_mario.train", "--algo", "ddqn", "--env", "CartPole-v1", "-n", "600", "-f", "logs",
+              cwd=tmp_path, env={"SB3_MARIO_NO_ZOO_HOOK": "1"})  # fmt: skip
+    assert (tmp_path / "logs" / "ddqn" / "CartPole-v1_2" / "CartPole-v1.zip").is_file(), out
+
+
+def test_users_conf_file_wins(tmp_path):
+    conf = tmp_path / "mine.yml"
+    conf.write_text(
+        "CartPole-v1:\n  policy: 'MlpPolicy'\n  n_timesteps: 300\n  learning_starts: 10\n  buffer_size: 500\n"
+    )
+    out = run("-m", "rl_zoo3.train", "--algo", "ddqn", "--env", "CartPole-v1", "-f", "logs", "--conf-file", str(conf),
+              cwd=tmp_path)  # fmt: skip
+    assert f"Loading hyperparameters from: {conf}" in out
+
+
+def test_optimize_with_a_shared_storage(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    args = ["-m", "rl_zoo3.train", "--algo", "ddqn", "--env", "CartPole-v1", "-optimize", "--n-trials", "2",
+            "--n-jobs", "1", "-n", "400", "--n-evaluations", "1", "--eval-episodes", "2", "--storage", storage,
+            "--study-name", "ddqn-test", "-f", "logs", "--no-optim-plots"]  # fmt: skip
+    out = run(*args, cwd=tmp_path)
+    assert re.search(r"Number of finished trials:\s+2\n", out), out[-2000:]
+    # a second worker joins the same study through the database
+    out = run(*args, cwd=tmp_path)
+    assert re.search(r"Number of finished trials:\s+4\n", out), out[-2000:]
+    assert "n_steps:" in out and "learning_rate:" in out
+
+
+def test_unknown_env_id_gets_the_zoos_did_you_mean(tmp_path):
+    out = run("-m", "rl_zoo3.train", "--algo", "ddqn", "--env", "SuperMarioBros-1-1-v5", cwd=tmp_path, expect_ok=False)
+    assert "you maybe meant SuperMarioBros-1-1-v0" in out
+
+
+def test_hook_can_be_switched_off(tmp_path):
+    out = run("-m", "rl_zoo3.train", "--algo", "ddqn", "--env", "CartPole-v1", cwd=tmp_path,
+              env={"SB3_MARIO_NO_ZOO_HOOK": "1"}, expect_ok=False)  # fmt: skip
+    assert "invalid choice: 'ddqn'" in out
+
+
+def test_hook_never_breaks_python_when_the_package_is_missing(tmp_path):
+    # the hook module present, the package gone (a half-finished uninstall): rl_zoo3 still works, with a warning
+    code = (
+        "import sys, warnings; sys.modules['sb3_mario'] = None\n"
+        "import sb3_mario_hook; sb3_mario_hook.install()\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import rl_zoo3\n"
+        "assert 'ddqn' not in rl_zoo3.ALGOS and 'dqn' in rl_zoo3.ALGOS\n"
+        "assert any('SB3_MARIO_NO_ZOO_HOOK' in str(w.message) for w in caught)\n"
+        "print('ok')\n"
+    )
+    assert "ok" in run("-c", code, cwd=tmp_path, env={"SB3_MARIO_NO_ZOO_HOOK": "1"})
+
+
+@pytest.mark.parametrize("algo", ["ddqn", "dqn", "qrdqn"])
+def test_configs_cover_every_mario_id(algo):
+    import yaml
+
+    from sb3_mario import mario_env_ids
+    from sb3_mario.zoo import config_dir, default_config
+
+    sections = yaml.safe_load((config_dir() / f"{algo}.yml").read_text())
+    assert set(mario_env_ids()) <= set(sections)
+    assert sections["SuperMarioBros-1-1-v0"]["env_wrapper"][0]["sb3_mario.wrappers.MarioWrapper"]["reward"] == "classic"
+    assert sections["SuperMarioBros2USA-v0"]["env_wrapper"][0]["sb3_mario.wrappers.MarioWrapper"]["reward"] == "native"
+    assert default_config(algo, "SuperMarioBros-1-1-v0") == str(config_dir() / f"{algo}.yml")
+    # classic envs keep rl-zoo's own configs, except for ddqn which rl-zoo does not know
+    assert default_config(algo, "CartPole-v1") == (str(config_dir() / "ddqn.yml") if algo == "ddqn" else None)
