@@ -1,10 +1,16 @@
-"""Loading models safely: checks that name the problem, and the pipeline a model was trained with."""
+"""Saving and loading safely: atomic writes, checks that name the problem, memory checked up front."""
 
+import contextlib
 import json
+import os
+import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+import gymnasium as gym
+import numpy as np
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 
@@ -106,3 +112,95 @@ def zoo_pipeline(model_path: Path) -> dict[str, Any]:
             pipeline["frame_stack"] = int(saved["frame_stack"])
         return pipeline
     return {}
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
+    """
+    Write a file so that ``path`` is either its old content or the complete new one, never a partial file:
+    write to a temporary file in the same folder, flush it to disk, then rename it over ``path``.
+
+    :param path: the final file
+    :return: a context manager giving the binary file handle to write to
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def with_suffix(path: str | Path, suffix: str) -> Path:
+    """
+    :param path: a file path, with or without ``suffix``
+    :param suffix: e.g. ``".zip"``
+    :return: the path ending in ``suffix``, as SB3 names its files
+    """
+    path = Path(path)
+    return path if path.suffix == suffix else path.with_name(path.name + suffix)
+
+
+def replay_buffer_bytes(
+    buffer_size: int,
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    optimize_memory_usage: bool = False,
+) -> int:
+    """
+    Bytes that SB3's ``ReplayBuffer`` fills once it is full: observations (twice, unless
+    ``optimize_memory_usage``), actions, rewards, dones and timeouts.
+
+    :param buffer_size: number of transitions
+    :param observation_space: the (possibly frame-stacked, transposed) observation space
+    :param action_space: the action space
+    :param optimize_memory_usage: whether next observations share the observation array
+    :return: the estimate in bytes
+    """
+    obs = int(np.prod(observation_space.shape or (1,))) * np.dtype(observation_space.dtype or np.float32).itemsize
+    act = int(np.prod(action_space.shape or (1,))) * np.dtype(action_space.dtype or np.int64).itemsize
+    per_transition = obs * (1 if optimize_memory_usage else 2) + act + 4 + 4 + 4  # float32 reward, done, timeout
+    return buffer_size * per_transition
+
+
+def available_memory_bytes() -> int | None:
+    """:return: the memory the kernel can give without swapping (``MemAvailable``), or None if unknown"""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        return None
+
+
+def check_replay_memory(needed: int, buffer_size: int, available: int | None = None) -> None:
+    """
+    Stop before allocating a replay buffer that cannot fit in RAM, rather than dying hours later when it fills.
+
+    :param needed: bytes the full buffer needs (:func:`replay_buffer_bytes`)
+    :param buffer_size: the ``buffer_size`` hyperparameter, for the message
+    :param available: available bytes (default: :func:`available_memory_bytes`)
+    """
+    available = available_memory_bytes() if available is None else available
+    if available is not None and needed > available:
+        gib = 1024**3
+        raise MemoryError(
+            f"The replay buffer (buffer_size={buffer_size}) needs {needed / gib:.2f} GiB ({needed} bytes) once full, "
+            f"but only {available / gib:.2f} GiB ({available} bytes) are available. Lower buffer_size, set "
+            "optimize_memory_usage=True (with replay_buffer_kwargs=dict(handle_timeout_termination=False)), "
+            "or use a machine with more memory."
+        )

@@ -5,6 +5,9 @@
 ``frame_stack: 4``), so the replay buffer stores each frame's stack the way SB3 expects.
 """
 
+import multiprocessing
+import signal
+import threading
 from typing import Any, SupportsFloat
 
 import cv2
@@ -45,6 +48,16 @@ def classic_reward(info: dict[str, Any], x_last: int, time_last: int) -> float:
     clock = min(0, int(info["time"]) - time_last)
     death = DEATH_PENALTY if info["is_dying"] or info["is_dead"] else 0.0
     return float(np.clip(progress + clock + death, -REWARD_CLIP, REWARD_CLIP))
+
+
+def ignore_ctrl_c_in_env_workers() -> None:
+    """
+    In a ``SubprocVecEnv`` worker, ignore SIGINT: Ctrl-C reaches every process of the terminal's group, and a
+    worker that died of it would turn the trainer's clean interrupt (save model and buffer) into a broken pipe.
+    The trainer still gets the KeyboardInterrupt and closes its workers.
+    """
+    if multiprocessing.parent_process() is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def is_mario_env(env: gym.Env) -> bool:
@@ -110,6 +123,7 @@ class MarioWrapper(gym.Wrapper):
                 f"screen_size={screen_size}, noop_max={noop_max}."
             )
         super().__init__(JoypadSpace(env, ACTION_SETS[actions]))
+        ignore_ctrl_c_in_env_workers()
         self.mario_kwargs: dict[str, Any] = dict(
             actions=actions,
             frame_skip=frame_skip,

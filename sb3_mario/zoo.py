@@ -15,11 +15,17 @@ The start-up hook (``sb3_mario_hook.pth``) calls :func:`patch` for ``python -m r
 
 import functools
 import importlib
+import inspect
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+from sb3_mario.resume import STATE_FILE, read_state, sigterm_as_interrupt, write_state
 
 ALGO = "ddqn"
 
@@ -117,6 +123,31 @@ def _patch_hyperparams_opt(module: ModuleType) -> None:
     module.HYPERPARAMS_CONVERTER.setdefault(ALGO, convert_ddqn_params)
 
 
+#: hyperparameters that rl-zoo itself consumes (the others go to the algorithm's constructor)
+ZOO_KEYS = frozenset(
+    {"n_envs", "n_timesteps", "normalize", "frame_stack", "env_wrapper", "vec_env_wrapper", "callback", "policy"}
+)
+
+
+def check_hyperparameter_names(algo: str, hyperparams: dict[str, Any], config: str) -> None:
+    """
+    Raise a ``ValueError`` naming unknown keys of a zoo config section, with the valid ones.
+
+    :param algo: the ``--algo`` value
+    :param hyperparams: the config section of the env
+    :param config: the config file, for the message
+    """
+    from rl_zoo3.utils import ALGOS
+
+    valid = set(inspect.signature(ALGOS[algo].__init__).parameters) - {"self", "env", "_init_setup_model"}
+    unknown = sorted(set(hyperparams) - valid - ZOO_KEYS)
+    if unknown:
+        raise ValueError(
+            f"Unknown hyperparameter(s) {unknown} for --algo {algo} in {config}. Fix or remove them; valid keys are "
+            f"{sorted(valid | ZOO_KEYS)}."
+        )
+
+
 def _patch_exp_manager(module: ModuleType) -> None:
     import sb3_mario
 
@@ -124,6 +155,8 @@ def _patch_exp_manager(module: ModuleType) -> None:
     module.__dict__.setdefault("sb3_mario", sb3_mario)
     manager = module.ExperimentManager
     original_init = manager.__init__
+    original_read = manager.read_hyperparameters
+    original_learn = manager.learn
 
     @functools.wraps(original_init)
     def __init__(self: Any, args: Any, algo: str, env_id: str, *rest: Any, **kwargs: Any) -> None:
@@ -131,7 +164,55 @@ def _patch_exp_manager(module: ModuleType) -> None:
             kwargs["config"] = default_config(algo, env_id)
         original_init(self, args, algo, env_id, *rest, **kwargs)
 
+    @functools.wraps(original_read)
+    def read_hyperparameters(self: Any) -> Any:
+        hyperparams, saved = original_read(self)
+        if self.algo == ALGO:
+            check_hyperparameter_names(self.algo, hyperparams, self.config)
+        return hyperparams, saved
+
+    @functools.wraps(original_learn)
+    def learn(self: Any, model: Any) -> None:
+        algorithm = type(model)
+        model.__class__ = _resumable_class(algorithm, self)
+        try:
+            with sigterm_as_interrupt():
+                original_learn(self, model)
+        finally:
+            model.__class__ = algorithm
+
     manager.__init__ = __init__
+    manager.read_hyperparameters = read_hyperparameters
+    manager.learn = learn
+
+
+def _resumable_class(algorithm: "type[BaseAlgorithm]", manager: Any) -> type:
+    """
+    A subclass of the model's class whose ``learn`` makes rl-zoo runs resumable: an interrupted run (Ctrl-C,
+    SIGTERM) also saves its replay buffer and writes ``interrupted.json``; ``-i`` on such a run trains the steps
+    it had left (or ``-n`` more) without resetting the step counter, so the exploration and learning-rate
+    schedules continue where they stopped. The model wears this class only while rl-zoo's ``learn`` runs
+    (nothing of it is saved in the model files).
+    """
+    state = read_state(Path(manager.trained_agent).parent) if manager.continue_training else None
+    explicit_n = getattr(manager.args, "n_timesteps", -1) > 0  # -n given on the command line
+
+    def learn(self: Any, total_timesteps: int, **kwargs: Any) -> Any:
+        target = total_timesteps
+        if state is not None:
+            kwargs["reset_num_timesteps"] = False
+            target = self.num_timesteps + total_timesteps if explicit_n else state["total_timesteps"]
+            total_timesteps = max(0, target - self.num_timesteps)
+            print(f"Resuming an interrupted run at num_timesteps={self.num_timesteps}: {total_timesteps} steps left")
+        try:
+            return algorithm.learn(self, total_timesteps, **kwargs)
+        except KeyboardInterrupt:
+            manager.save_replay_buffer = True
+            write_state(manager.save_path, self, target)
+            print(f"Interrupted: the model, its replay buffer and {STATE_FILE} go to {manager.save_path}")
+            raise
+
+    return type(algorithm.__name__, (algorithm,), {"learn": learn, "__module__": algorithm.__module__})
 
 
 PATCHES = {

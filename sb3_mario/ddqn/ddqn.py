@@ -4,15 +4,23 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.save_util import save_to_pkl
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.dqn import DQN
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, MultiInputPolicy
 from torch.nn import functional as F
 
 from sb3_mario.cnn import MarioCNN
-from sb3_mario.saving import check_model_zip
+from sb3_mario.saving import (
+    atomic_write,
+    check_model_zip,
+    check_replay_memory,
+    replay_buffer_bytes,
+    with_suffix,
+)
 
 SelfDoubleDQN = TypeVar("SelfDoubleDQN", bound="DoubleDQN")
 
@@ -213,14 +221,68 @@ class DoubleDQN(DQN):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfDoubleDQN:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
+        env_id = self._env_id()
+        try:
+            return super().learn(
+                total_timesteps=total_timesteps,
+                callback=callback,
+                log_interval=log_interval,
+                tb_log_name=tb_log_name,
+                reset_num_timesteps=reset_num_timesteps,
+                progress_bar=progress_bar,
+            )
+        except (EOFError, BrokenPipeError, ConnectionResetError) as exc:
+            # what SubprocVecEnv raises when a worker process is gone
+            raise RuntimeError(
+                f"An environment worker process ({env_id}) died at num_timesteps={self.num_timesteps}. "
+                "Checkpoints saved so far are intact: resume from the latest one "
+                "(rl-zoo: -i <run>/rl_model_<steps>_steps.zip)."
+            ) from exc
+
+    def _env_id(self) -> str:
+        try:
+            spec = self.env.get_attr("spec", indices=[0])[0] if self.env is not None else None
+        except Exception:
+            spec = None
+        return spec.id if spec is not None else "unknown env"
+
+    def _setup_model(self) -> None:
+        if self.replay_buffer_class is None and isinstance(self.observation_space, spaces.Box):
+            needed = replay_buffer_bytes(
+                self.buffer_size, self.observation_space, self.action_space, self.optimize_memory_usage
+            )
+            check_replay_memory(needed, self.buffer_size)
+        super()._setup_model()
+
+    def save(
+        self,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        exclude: Any = None,
+        include: Any = None,
+    ) -> None:
+        """
+        Save the model like SB3, but atomically: a crash during the save leaves the previous file intact.
+
+        :param path: path to the file where the agent should be saved (``.zip`` is added if missing)
+        :param exclude: names of parameters that should be excluded in addition to the default ones
+        :param include: names of parameters that might be excluded but should be included anyway
+        """
+        if not isinstance(path, str | pathlib.Path):
+            return super().save(path, exclude=exclude, include=include)
+        with atomic_write(with_suffix(path, ".zip")) as f:
+            super().save(f, exclude=exclude, include=include)  # type: ignore[arg-type]
+
+    def save_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
+        """
+        Save the replay buffer like SB3, but atomically (temporary file, then rename).
+
+        :param path: path to the file (``.pkl`` is added if missing)
+        """
+        if not isinstance(path, str | pathlib.Path):
+            return super().save_replay_buffer(path)
+        assert self.replay_buffer is not None, "The replay buffer is not defined"
+        with atomic_write(with_suffix(path, ".pkl")) as f:
+            save_to_pkl(f, self.replay_buffer, self.verbose)  # type: ignore[arg-type]
 
     @classmethod
     def load(
