@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_mario.env import make_mario_env
@@ -55,7 +56,7 @@ class MarioEvalResult:
 
 
 def evaluate_mario(
-    model: BaseAlgorithm,
+    model: BaseAlgorithm | BasePolicy,
     env: VecEnv,
     n_episodes: int = 20,
     deterministic: bool = True,
@@ -64,7 +65,7 @@ def evaluate_mario(
     """
     Play ``n_episodes`` episodes one after another, episode i seeded with ``first_seed + i``.
 
-    :param model: any SB3 algorithm (``predict`` is used)
+    :param model: any SB3 algorithm or policy (``predict`` is used)
     :param env: a Mario VecEnv with one env (e.g. ``make_mario_env(..., n_envs=1)``)
     :param n_episodes: number of episodes
     :param deterministic: greedy actions (True) or the policy's exploration (False)

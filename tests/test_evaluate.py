@@ -57,3 +57,42 @@ def test_model_of_another_algorithm_gets_a_clear_error(tmp_path):
 def test_missing_model_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="No model file"):
         DoubleDQN.load(tmp_path / "nothing.zip")
+
+
+def test_exported_weights_load_without_unpickling_and_predict_like_the_zip(saved_model, tmp_path):
+    import numpy as np
+    import torch as th
+
+    from sb3_mario.saving import export_weights, load_weights
+
+    model = DoubleDQN.load(saved_model, device="cpu")
+    pt, js = export_weights(
+        model, tmp_path / "mario", env_id="SuperMarioBros-1-1-v0", wrapper_kwargs={"actions": "right_only"}
+    )
+    assert th.load(pt, weights_only=True)  # plain tensors: loadable by torch's weights-only unpickler
+    policy, config = load_weights(pt)
+    assert config["env_id"] == "SuperMarioBros-1-1-v0" and config["frame_stack"] == 4
+    env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=1, seed=0)
+    obs = np.stack([env.reset()[0]] + [env.step(np.array([1]))[0][0] for _ in range(7)])
+    env.close()
+    assert np.array_equal(policy.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    q_zip = model.q_net(model.policy.obs_to_tensor(obs)[0])
+    q_pt = policy.q_net(policy.obs_to_tensor(obs)[0])
+    assert th.allclose(q_zip, q_pt)
+
+
+def test_evaluate_command_runs_exported_weights(saved_model, tmp_path, capsys):
+    from sb3_mario.saving import export_weights
+
+    pt, _ = export_weights(DoubleDQN.load(saved_model, device="cpu"), tmp_path / "mario")
+    result = evaluate_main([str(pt), "-n", "1"])
+    assert len(result.clears) == 1 and "clear_rate=" in capsys.readouterr().out
+
+
+def test_corrupt_exported_weights_get_a_clear_error(saved_model, tmp_path):
+    from sb3_mario.saving import export_weights, load_weights
+
+    pt, _ = export_weights(DoubleDQN.load(saved_model, device="cpu"), tmp_path / "mario")
+    pt.write_bytes(pt.read_bytes()[:100])
+    with pytest.raises(ValueError, match="not weights exported by sb3_mario"):
+        load_weights(pt)
