@@ -66,7 +66,7 @@ def test_exported_weights_load_without_unpickling_and_predict_like_the_zip(saved
     from sb3_mario.saving import export_weights, load_weights
 
     model = DoubleDQN.load(saved_model, device="cpu")
-    pt, js = export_weights(
+    pt, _js = export_weights(
         model, tmp_path / "mario", env_id="SuperMarioBros-1-1-v0", wrapper_kwargs={"actions": "right_only"}
     )
     assert th.load(pt, weights_only=True)  # plain tensors: loadable by torch's weights-only unpickler

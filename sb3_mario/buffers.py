@@ -1,0 +1,231 @@
+"""A replay buffer for stacked frames that stores each frame once.
+
+SB3's ``ReplayBuffer`` keeps every observation and next observation whole: with 4 stacked 84x84 frames that
+is 56 KiB a transition (28 KiB with ``optimize_memory_usage``), ~56 GB for a million. ``FrameReplayBuffer``
+keeps only the newest frame of each step (7 KiB), plus the last frame of each finished episode, and
+rebuilds the stacks when it samples: a million transitions take ~6.6 GiB, and a sample equals, bit for bit,
+what SB3's ``ReplayBuffer`` (``optimize_memory_usage=False``) returns for the same indices and random state.
+"""
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.vec_env import VecNormalize
+
+from sb3_mario.saving import check_replay_memory
+
+
+class FrameReplayBuffer(ReplayBuffer):
+    """
+    Replay buffer for observations made by ``VecFrameStack`` (channel-first after SB3's ``VecTransposeImage``):
+    ``(n_stack * frame_channels, H, W)``, oldest frame first, zero-padded after a reset.
+
+    Drop-in for SB3's DQN and :class:`~sb3_mario.DoubleDQN`::
+
+        DoubleDQN("CnnPolicy", make_mario_env(...), replay_buffer_class=FrameReplayBuffer,
+                  replay_buffer_kwargs=dict(n_steps=3, gamma=0.9))
+
+    How it works: the newest frame of each added observation goes to a ring of frames (one per step and env);
+    the older frames of the stack are the newest frames of the previous steps of the same episode, and the
+    leading all-zero frames of each observation tell how many of them are padding. The next observation
+    shares all but its newest frame, which is the next step's newest frame, or, at the end of an episode,
+    the terminal frame kept aside.
+
+    :param buffer_size: Max number of transitions in the buffer
+    :param observation_space: the stacked, channel-first image space
+    :param action_space: Action space
+    :param device: PyTorch device the samples go to
+    :param n_envs: Number of parallel environments
+    :param optimize_memory_usage: not needed (frames are stored once); must be False
+    :param handle_timeout_termination: Handle timeout termination (due to timelimit) separately, as SB3 does
+    :param frame_channels: channels of one frame (1 for grayscale, 3 for RGB)
+    :param n_steps: n-step returns (as SB3's ``NStepReplayBuffer``); 1 for plain transitions
+    :param gamma: discount factor for the n-step returns
+    """
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: th.device | str = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+        frame_channels: int = 1,
+        n_steps: int = 1,
+        gamma: float = 0.99,
+    ) -> None:
+        if optimize_memory_usage:
+            raise ValueError("FrameReplayBuffer already stores each frame once: use optimize_memory_usage=False.")
+        if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 3:
+            raise ValueError(f"FrameReplayBuffer needs stacked images (C, H, W), got {observation_space}.")
+        channels, height, width = observation_space.shape
+        if channels % frame_channels != 0:
+            raise ValueError(
+                f"The observation has {channels} channels, not a multiple of frame_channels={frame_channels}: pass "
+                "the channel count of one frame, and make sure the frames are stacked on the first axis "
+                "(VecFrameStack, then VecTransposeImage)."
+            )
+        BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs=n_envs)
+        self.buffer_size = max(buffer_size // n_envs, 1)
+        self.optimize_memory_usage = False
+        self.handle_timeout_termination = handle_timeout_termination
+        self.frame_channels, self.n_stack = frame_channels, channels // frame_channels
+        self.n_steps, self.gamma = n_steps, gamma
+        # frame slot of step g is g % capacity; n_stack extra slots keep the history of the oldest transition
+        self.capacity = self.buffer_size + self.n_stack
+        frame_shape = (frame_channels, height, width)
+        check_replay_memory(self.estimate_bytes(buffer_size, observation_space, n_envs, frame_channels), buffer_size)
+        self.frames = np.zeros((self.capacity, n_envs, *frame_shape), dtype=observation_space.dtype)
+        self.actions = np.zeros(
+            (self.buffer_size, n_envs, self.action_dim), dtype=self._maybe_cast_dtype(action_space.dtype)
+        )
+        self.rewards = np.zeros((self.buffer_size, n_envs), dtype=np.float32)
+        self.dones = np.zeros((self.buffer_size, n_envs), dtype=np.float32)
+        self.timeouts = np.zeros((self.buffer_size, n_envs), dtype=np.float32)
+        # number of real (not padding) frames before the newest one, capped at n_stack - 1
+        self.history = np.zeros((self.buffer_size, n_envs), dtype=np.uint8)
+        # terminal frames of finished episodes, by (row, env)
+        self.terminal_frames: dict[tuple[int, int], np.ndarray] = {}
+        self.n_added = 0
+
+    @staticmethod
+    def estimate_bytes(
+        buffer_size: int, observation_space: spaces.Space, n_envs: int = 1, frame_channels: int = 1
+    ) -> int:
+        """
+        :param buffer_size: number of transitions
+        :param observation_space: the stacked image space
+        :param n_envs: number of envs
+        :param frame_channels: channels of one frame
+        :return: bytes the buffer fills once full (frames, actions, rewards, flags)
+        """
+        channels, height, width = observation_space.shape  # type: ignore[misc]
+        frame = frame_channels * height * width * np.dtype(observation_space.dtype).itemsize
+        rows = max(buffer_size // n_envs, 1)
+        return (rows + channels // frame_channels) * n_envs * frame + rows * n_envs * (8 + 4 + 4 + 4 + 1)
+
+    def add(
+        self,
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        """
+        Add one step of every env (arguments as SB3's ``ReplayBuffer.add``).
+
+        :param obs: stacked observations, ``(n_envs, C, H, W)``
+        :param next_obs: stacked next observations (the terminal ones where ``done``)
+        :param action: actions
+        :param reward: rewards
+        :param done: episode ends
+        :param infos: infos (``TimeLimit.truncated`` marks timeouts)
+        """
+        k = self.frame_channels
+        frames = obs.reshape(self.n_envs, self.n_stack, k, *obs.shape[-2:])
+        # leading all-zero frames are VecFrameStack's padding (a real all-black frame rebuilds the same anyway)
+        nonzero = frames.reshape(self.n_envs, self.n_stack, -1).any(axis=2)
+        padding = np.where(nonzero.any(axis=1), nonzero.argmax(axis=1), self.n_stack - 1)
+        padding = np.minimum(padding, self.n_stack - 1)
+        row, slot = self.pos, self.n_added % self.capacity
+        for e in range(self.n_envs):
+            self.terminal_frames.pop((row, e), None)
+        self.frames[slot] = frames[:, -1]
+        self.frames[(slot + 1) % self.capacity] = next_obs.reshape(self.n_envs, self.n_stack, k, *obs.shape[-2:])[:, -1]
+        self.history[row] = self.n_stack - 1 - padding
+        for i in np.flatnonzero(done):
+            self.terminal_frames[(row, int(i))] = self.frames[(slot + 1) % self.capacity, i].copy()
+        self.actions[row] = np.array(action).reshape((self.n_envs, self.action_dim))
+        self.rewards[row] = np.array(reward)
+        self.dones[row] = np.array(done)
+        if self.handle_timeout_termination:
+            self.timeouts[row] = np.array([info.get("TimeLimit.truncated", False) for info in infos])
+        self.n_added += 1
+        self.pos += 1
+        if self.pos == self.buffer_size:
+            self.full = True
+            self.pos = 0
+
+    def _step_of(self, rows: np.ndarray) -> np.ndarray:
+        """Global step number of the transition stored at each row."""
+        last = self.n_added - 1
+        return last - (last - rows) % self.buffer_size
+
+    def _stacks(self, steps: np.ndarray, envs: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """Rebuild the stacked observations whose newest frame is the frame of ``steps``."""
+        offsets = np.arange(-self.n_stack + 1, 1)
+        frames = self.frames[(steps[:, None] + offsets[None]) % self.capacity, envs[:, None]]
+        frames[offsets[None] < -history[:, None].astype(np.int64)] = 0
+        return frames.reshape(len(steps), -1, *frames.shape[-2:])
+
+    def observations_at(self, rows: np.ndarray, envs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """
+        :param rows: buffer rows
+        :param envs: env index of each row
+        :return: the stacked observations and next observations stored there (as SB3's arrays would hold them)
+        """
+        steps = self._step_of(rows)
+        history = self.history[rows, envs]
+        obs = self._stacks(steps, envs, history)
+        next_obs = self._stacks(steps + 1, envs, np.minimum(history.astype(np.int64) + 1, self.n_stack - 1))
+        for i in np.flatnonzero(self.dones[rows, envs]):
+            next_obs[i, -self.frame_channels :] = self.terminal_frames[(int(rows[i]), int(envs[i]))]
+        return obs, next_obs
+
+    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> ReplayBufferSamples:
+        if self.n_steps > 1:
+            return self._get_n_step_samples(batch_inds, env)
+        env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
+        obs, next_obs = self.observations_at(batch_inds, env_indices)
+        data = (
+            self._normalize_obs(obs, env),
+            self.actions[batch_inds, env_indices, :],
+            self._normalize_obs(next_obs, env),
+            (self.dones[batch_inds, env_indices] * (1 - self.timeouts[batch_inds, env_indices])).reshape(-1, 1),
+            self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env),
+        )
+        return ReplayBufferSamples(*tuple(map(self.to_torch, data)))
+
+    def _get_n_step_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> ReplayBufferSamples:
+        # SB3's NStepReplayBuffer._get_samples, with the observations rebuilt from frames
+        env_indices = np.random.randint(0, self.n_envs, size=batch_inds.shape)
+        last_valid_index = self.pos - 1
+        original_timeout_values = self.timeouts[last_valid_index].copy()
+        self.timeouts[last_valid_index] = np.logical_or(
+            original_timeout_values, np.logical_not(self.dones[last_valid_index])
+        )
+        steps = np.arange(self.n_steps).reshape(1, -1)
+        indices = (batch_inds[:, None] + steps) % self.buffer_size
+        rewards_seq = self._normalize_reward(self.rewards[indices, env_indices[:, None]], env)
+        dones_seq = self.dones[indices, env_indices[:, None]]
+        truncated_seq = self.timeouts[indices, env_indices[:, None]]
+        done_or_truncated = np.logical_or(dones_seq, truncated_seq)
+        done_idx = done_or_truncated.argmax(axis=1)
+        done_idx = np.where(done_or_truncated.any(axis=1), done_idx, self.n_steps - 1)
+        mask = np.arange(self.n_steps).reshape(1, -1) <= done_idx[:, None]
+        target_q_discounts = self.gamma ** mask.sum(axis=1, keepdims=True).astype(np.float32)
+        discounts = self.gamma ** np.arange(self.n_steps, dtype=np.float32).reshape(1, -1)
+        n_step_returns = (rewards_seq * discounts * mask).sum(axis=1, keepdims=True)
+        last_indices = (batch_inds + done_idx) % self.buffer_size
+        _, next_obs = self.observations_at(last_indices, env_indices)
+        next_dones = self.dones[last_indices, env_indices][:, None].astype(np.float32)
+        next_timeouts = self.timeouts[last_indices, env_indices][:, None].astype(np.float32)
+        final_dones = next_dones * (1.0 - next_timeouts)
+        self.timeouts[last_valid_index] = original_timeout_values
+        obs, _ = self.observations_at(batch_inds, env_indices)
+        return ReplayBufferSamples(
+            observations=self.to_torch(self._normalize_obs(obs, env)),  # type: ignore[arg-type]
+            actions=self.to_torch(self.actions[batch_inds, env_indices]),
+            next_observations=self.to_torch(self._normalize_obs(next_obs, env)),  # type: ignore[arg-type]
+            dones=self.to_torch(final_dones),
+            rewards=self.to_torch(n_step_returns),
+            discounts=self.to_torch(target_q_discounts),
+        )
