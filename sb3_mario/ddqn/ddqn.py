@@ -14,6 +14,8 @@ from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, Mult
 from torch.nn import functional as F
 
 from sb3_mario.cnn import MarioCNN
+from sb3_mario.ddqn.graph import GraphedUpdate, set_learning_rate
+from sb3_mario.ddqn.overlap import OverlapVecEnv
 from sb3_mario.saving import (
     atomic_write,
     check_model_zip,
@@ -73,6 +75,10 @@ class DoubleDQN(DQN):
     :param seed: Seed for the pseudo random generators
     :param device: Device (cpu, cuda, ...) on which the code should be run. "auto": the GPU if possible.
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    :param cuda_graph: fast learner: run each gradient step as one captured CUDA graph (CUDA devices only;
+        the same update, see :mod:`sb3_mario.ddqn.graph`). Needs a capturable optimizer (Adam, the default).
+    :param overlap_env_step: take the gradient steps while the env workers step (worth it with
+        ``SubprocVecEnv``; see :mod:`sb3_mario.ddqn.overlap`): updates see the buffer one vec-env step late
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -110,7 +116,13 @@ class DoubleDQN(DQN):
         seed: int | None = None,
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
+        cuda_graph: bool = False,
+        overlap_env_step: bool = False,
     ) -> None:
+        self.cuda_graph = cuda_graph
+        self.overlap_env_step = overlap_env_step
+        self._graphed: GraphedUpdate | None = None
+        self._pending_gradient_steps = 0
         check_hyperparameters(
             buffer_size=buffer_size,
             learning_starts=learning_starts,
@@ -168,6 +180,13 @@ class DoubleDQN(DQN):
             ) from exc
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        if self.overlap_env_step and isinstance(self.env, OverlapVecEnv):
+            # Run them while the envs take their next step
+            self._pending_gradient_steps += gradient_steps
+            self._pending_batch_size = batch_size
+            return
+        if self.cuda_graph:
+            return self._train_graphed(gradient_steps, batch_size)
         # Switch to train mode (this affects batch norm / dropout)
         self.policy.set_training_mode(True)
         # Update learning rate according to schedule
@@ -222,8 +241,10 @@ class DoubleDQN(DQN):
         progress_bar: bool = False,
     ) -> SelfDoubleDQN:
         env_id = self._env_id()
+        if self.overlap_env_step and self.env is not None and not isinstance(self.env, OverlapVecEnv):
+            self.env = OverlapVecEnv(self.env, self._take_pending_gradient_steps)
         try:
-            return super().learn(
+            super().learn(
                 total_timesteps=total_timesteps,
                 callback=callback,
                 log_interval=log_interval,
@@ -231,6 +252,8 @@ class DoubleDQN(DQN):
                 reset_num_timesteps=reset_num_timesteps,
                 progress_bar=progress_bar,
             )
+            self._take_pending_gradient_steps()
+            return self
         except (EOFError, BrokenPipeError, ConnectionResetError) as exc:
             # what SubprocVecEnv raises when a worker process is gone
             raise RuntimeError(
@@ -238,6 +261,41 @@ class DoubleDQN(DQN):
                 "Checkpoints saved so far are intact: resume from the latest one "
                 "(rl-zoo: -i <run>/rl_model_<steps>_steps.zip)."
             ) from exc
+
+    def _take_pending_gradient_steps(self) -> None:
+        steps, self._pending_gradient_steps = self._pending_gradient_steps, 0
+        if steps > 0:
+            overlap, self.overlap_env_step = self.overlap_env_step, False
+            try:
+                self.train(steps, self._pending_batch_size)
+            finally:
+                self.overlap_env_step = overlap
+
+    def _train_graphed(self, gradient_steps: int, batch_size: int) -> None:
+        # Same update as train(), as one CUDA graph per gradient step (eager on CPU)
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        if self._graphed is None:
+            self._graphed = GraphedUpdate(self.policy, self.max_grad_norm)
+        self._graphed.loss_sum.zero_()
+        for _ in range(gradient_steps):
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+            self._graphed(replay_data, discounts)
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        if gradient_steps > 0:
+            self.logger.record("train/loss", (self._graphed.loss_sum / gradient_steps).item())
+
+    def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
+        # As SB3, but in place: a learning rate held as a tensor (CUDA graph) must keep its storage
+        learning_rate = self.lr_schedule(self._current_progress_remaining)
+        self.logger.record("train/learning_rate", learning_rate)
+        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
+            set_learning_rate(optimizer, learning_rate)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_graphed"]
 
     def _env_id(self) -> str:
         try:

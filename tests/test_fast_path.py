@@ -1,0 +1,77 @@
+"""The fast path computes what the plain DoubleDQN computes."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.envs import FakeImageEnv
+
+from sb3_mario import DoubleDQN, MarioCNN, make_mario_env
+from sb3_mario.buffers import FrameReplayBuffer
+from sb3_mario.ddqn.graph import GraphedUpdate
+from sb3_mario.ddqn.overlap import OverlapVecEnv
+
+
+def filled_model(**kwargs) -> DoubleDQN:
+    env = FakeImageEnv(n_channels=4, screen_height=48, screen_width=48, discrete=True)
+    model = DoubleDQN("CnnPolicy", env, buffer_size=500, learning_starts=10_000, device="cpu", seed=0,
+                      policy_kwargs=dict(features_extractor_class=MarioCNN), **kwargs)  # fmt: skip
+    model.learn(300)  # fills the buffer, no gradient step yet
+    return model
+
+
+@pytest.mark.parametrize("n_steps", [1, 3])
+def test_graphed_update_equals_train_on_the_same_batches(n_steps):
+    schedule = lambda progress: 5e-4 * progress  # noqa: E731
+    plain = filled_model(n_steps=n_steps, learning_rate=schedule)
+    fast = filled_model(n_steps=n_steps, learning_rate=schedule, cuda_graph=True)  # CPU: the same step, eagerly
+    # same weights and the same replay data in both
+    fast.policy.load_state_dict(plain.policy.state_dict())
+    fast.replay_buffer = copy.deepcopy(plain.replay_buffer)
+    for model in (plain, fast):
+        model._current_progress_remaining = 0.5  # learning rate 2.5e-4 from the schedule
+    before = {k: v.clone() for k, v in plain.policy.state_dict().items()}
+    for model in (plain, fast):
+        np.random.seed(7)
+        model.train(gradient_steps=5, batch_size=32)
+    assert fast._graphed is not None and plain._graphed is None
+    for (name, a), b in zip(plain.policy.state_dict().items(), fast.policy.state_dict().values(), strict=True):
+        assert th.allclose(a, b, rtol=1e-5, atol=1e-7), name
+    assert plain.logger.name_to_value["train/loss"] == pytest.approx(fast.logger.name_to_value["train/loss"], rel=1e-5)
+    assert not th.equal(before["q_net.q_net.0.weight"], plain.policy.state_dict()["q_net.q_net.0.weight"])
+
+
+def test_graphed_update_is_double_dqn_not_dqn():
+    model = filled_model()
+    batch = model.replay_buffer.sample(32)
+    update = GraphedUpdate(model.policy, max_grad_norm=1e9, use_graph=False)
+    with th.no_grad():
+        online_next, target_next = model.q_net(batch.next_observations), model.q_net_target(batch.next_observations)
+        current = model.q_net(batch.observations).gather(1, batch.actions.long())
+    double_target = batch.rewards + (1 - batch.dones) * 0.99 * target_next.gather(
+        1, online_next.argmax(1, keepdim=True)
+    )
+    update(batch, 0.99)
+    expected = th.nn.functional.smooth_l1_loss(current, double_target)
+    assert update.loss_sum.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_overlapped_env_steps_take_the_same_number_of_updates():
+    counts = []
+    for overlap in (False, True):
+        env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=2, seed=0, vec_env_cls="subproc")
+        model = DoubleDQN("CnnPolicy", env, buffer_size=400, learning_starts=60, train_freq=1, gradient_steps=1,
+                          device="cpu", seed=0, overlap_env_step=overlap, replay_buffer_class=FrameReplayBuffer)  # fmt: skip
+        model.learn(240)
+        assert isinstance(model.env, OverlapVecEnv) == overlap
+        counts.append((model.num_timesteps, model._n_updates))
+        env.close()
+    assert counts[0] == counts[1] and counts[0][1] > 50
+
+
+def test_cuda_graph_needs_a_capturable_optimizer():
+    from sb3_mario.ddqn.graph import make_optimizer_capturable
+
+    with pytest.raises(ValueError, match="cannot run inside a CUDA graph"):
+        make_optimizer_capturable(th.optim.SGD([th.zeros(1, requires_grad=True)], lr=0.1), th.device("cpu"))
