@@ -1,0 +1,188 @@
+"""Speed of sb3-mario's fast path against SB3's DQN, measured in one process on one machine.
+
+    python benchmarks/speed.py                       # everything (GPU box: --n-envs 16)
+    python benchmarks/speed.py --only learner env    # a subset: env, learner, e2e, memory
+
+Prints one table: env pipeline per process vs the raw emulator, learner updates/s at batch 32 (SB3
+``DQN.train`` vs ``DoubleDQN(cuda_graph=True)``, with a check that the graphed update equals the eager
+one), end-to-end agent steps/s at one batch-32 gradient step per 4 transitions (SB3 DQN + SubprocVecEnv vs
+DoubleDQN with ``cuda_graph``, ``overlap_env_step`` and ``FrameReplayBuffer``), and replay memory for 1M
+transitions. Every ratio compares two runs of this process.
+"""
+
+import argparse
+import os
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3 import DQN
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
+
+from sb3_mario import DoubleDQN, MarioCNN, MarioWrapper, make_mario_env
+from sb3_mario.buffers import FrameReplayBuffer
+from sb3_mario.ddqn.graph import GraphedUpdate
+
+ENV_ID = "SuperMarioBros-1-1-v0"
+ROWS: list[tuple[str, str, str, str]] = []
+
+
+def row(what: str, ours: str, baseline: str, ratio: str) -> None:
+    ROWS.append((what, ours, baseline, ratio))
+    print(f"{what}: ours {ours} | baseline {baseline} | {ratio}", flush=True)
+
+
+def bench_env(seconds: float) -> None:
+    raw = gym.make(ENV_ID)
+    raw.reset(seed=0)
+    frames, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        _, _, terminated, truncated, _ = raw.step(128 if frames % 40 < 30 else 129)  # run right, jump now and then
+        frames += 1
+        if terminated or truncated:
+            raw.reset()
+    raw_fps = frames / (time.perf_counter() - start)
+    env = MarioWrapper(gym.make(ENV_ID))
+    env.reset(seed=0)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        _, _, terminated, truncated, _ = env.step(1 if steps % 10 < 8 else 2)
+        steps += 1
+        if terminated or truncated:
+            env.reset()
+    pipeline_sps = steps / (time.perf_counter() - start)
+    row("env pipeline, 1 process (agent steps/s; baseline: raw emulator fps / 4)", f"{pipeline_sps:.0f}",
+        f"{raw_fps / 4:.0f}", f"{pipeline_sps / (raw_fps / 4):.2f} of the emulator")  # fmt: skip
+
+
+def filled(algorithm, device: str, **kwargs):
+    env = make_mario_env(ENV_ID, n_envs=1, seed=0)
+    model = algorithm("CnnPolicy", env, buffer_size=20_000, learning_starts=10**9, device=device, seed=0, **kwargs)
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    buffer = model.replay_buffer
+    rng = np.random.default_rng(0)
+    obs = rng.integers(1, 256, (1, 4, 84, 84), dtype=np.uint8)
+    for i in range(5000):
+        nxt = np.concatenate([obs[:, 1:], rng.integers(1, 256, (1, 1, 84, 84), dtype=np.uint8)], axis=1)
+        buffer.add(obs, nxt, np.array([i % 5]), np.array([rng.normal()]), np.array([i % 300 == 299]), [{}])
+        obs = nxt
+    return model
+
+
+def time_train(model, updates: int, repeats: int = 3) -> float:
+    model.train(gradient_steps=20, batch_size=32)  # warm-up (and the CUDA graph capture)
+    rates = []
+    for _ in range(repeats):
+        if th.cuda.is_available():
+            th.cuda.synchronize()
+        start = time.perf_counter()
+        model.train(gradient_steps=updates, batch_size=32)
+        if th.cuda.is_available():
+            th.cuda.synchronize()
+        rates.append(updates / (time.perf_counter() - start))
+    return float(np.median(rates))
+
+
+def bench_learner(device: str, updates: int) -> None:
+    sb3 = filled(DQN, device)
+    ours = filled(DoubleDQN, device, cuda_graph=True, replay_buffer_class=FrameReplayBuffer,
+                  policy_kwargs=dict(features_extractor_class=MarioCNN))  # fmt: skip
+    sb3_rate, our_rate = time_train(sb3, updates), time_train(ours, updates)
+    row(
+        "learner, batch 32 (updates/s)",
+        f"{our_rate:.0f}",
+        f"{sb3_rate:.0f} (SB3 DQN.train)",
+        f"{our_rate / sb3_rate:.2f}x",
+    )
+    # the graphed update equals the eager one on the same batch
+    model = filled(DoubleDQN, device, policy_kwargs=dict(features_extractor_class=MarioCNN))
+    batch = model.replay_buffer.sample(32)
+    state = {k: v.clone() for k, v in model.policy.state_dict().items()}
+    results = []
+    for use_graph in (False, True):
+        model.policy.load_state_dict(state)
+        model.policy.optimizer = th.optim.Adam(model.policy.parameters(), lr=1e-3)
+        update = GraphedUpdate(model.policy, model.max_grad_norm, use_graph=use_graph)
+        for _ in range(3):
+            update(batch, 0.9)
+        results.append(th.cat([p.detach().flatten() for p in model.q_net.parameters()]))
+    err = ((results[1] - results[0]).norm() / results[0].norm()).item()
+    row("graphed update vs eager update, 3 steps (relative L2 difference of the weights)", f"{err:.1e}", "0", "")
+
+
+class Rate(BaseCallback):
+    def __init__(self, warmup_steps: int):
+        super().__init__()
+        self.warmup_steps, self.t0, self.n0 = warmup_steps, 0.0, 0
+
+    def _on_step(self) -> bool:
+        if self.t0 == 0.0 and self.num_timesteps >= self.warmup_steps:
+            self.t0, self.n0 = time.perf_counter(), self.num_timesteps
+        return True
+
+    def rate(self) -> float:
+        return (self.num_timesteps - self.n0) / (time.perf_counter() - self.t0)
+
+
+def e2e(algorithm, n_envs: int, seconds: float, device: str, **kwargs) -> float:
+    env = make_mario_env(ENV_ID, n_envs=n_envs, seed=0, vec_env_cls="subproc")
+    model = algorithm("CnnPolicy", env, buffer_size=100_000, learning_starts=2000, train_freq=1,
+                      gradient_steps=max(1, n_envs // 4), device=device, seed=0, **kwargs)  # fmt: skip
+    callback = Rate(warmup_steps=4000)
+    deadline = time.perf_counter() + seconds
+
+    class Stop(BaseCallback):
+        def _on_step(self) -> bool:
+            return time.perf_counter() < deadline
+
+    model.learn(10**9, callback=[callback, Stop()])
+    env.close()
+    return callback.rate()
+
+
+def bench_e2e(device: str, n_envs: int, seconds: float) -> None:
+    sb3 = e2e(DQN, n_envs, seconds, device, optimize_memory_usage=True,
+              replay_buffer_kwargs=dict(handle_timeout_termination=False))  # fmt: skip
+    fast = dict(cuda_graph=True, overlap_env_step=True, replay_buffer_class=FrameReplayBuffer)
+    ours = e2e(DoubleDQN, n_envs, seconds, device, policy_kwargs=dict(features_extractor_class=MarioCNN), **fast)
+    row(f"end to end, {n_envs} subprocess envs, 1 update / 4 transitions (agent steps/s)", f"{ours:.0f}",
+        f"{sb3:.0f} (SB3 DQN)", f"{ours / sb3:.2f}x")  # fmt: skip
+
+
+def bench_memory() -> None:
+    space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    ours = FrameReplayBuffer.estimate_bytes(1_000_000, space)
+    sb3 = 1_000_000 * (2 * 4 * 84 * 84 + 8 + 12)
+    sb3_opt = 1_000_000 * (4 * 84 * 84 + 8 + 12)
+    gib = 1024**3
+    row("replay memory, 1M transitions of 4x84x84 (GiB)", f"{ours / gib:.2f}",
+        f"{sb3 / gib:.1f} (SB3) / {sb3_opt / gib:.1f} (optimize_memory_usage)", f"{sb3 / ours:.1f}x less")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="*", default=["env", "learner", "e2e", "memory"])
+    parser.add_argument("--device", default="cuda" if th.cuda.is_available() else "cpu")
+    parser.add_argument("--n-envs", type=int, default=min(16, os.cpu_count() or 1))
+    parser.add_argument("--seconds", type=float, default=60, help="wall-clock per end-to-end run")
+    parser.add_argument("--updates", type=int, default=500, help="updates per learner timing")
+    args = parser.parse_args()
+    card = th.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({os.cpu_count()} cores)"
+    print(f"machine: {card}; torch {th.__version__}; {os.cpu_count()} CPU cores", flush=True)
+    if "env" in args.only:
+        bench_env(seconds=5)
+    if "learner" in args.only:
+        bench_learner(args.device, args.updates)
+    if "e2e" in args.only:
+        bench_e2e(args.device, args.n_envs, args.seconds)
+    if "memory" in args.only:
+        bench_memory()
+    print(f"\n| what ({card}) | sb3-mario | baseline | ratio |\n| --- | --- | --- | --- |")
+    for what, ours, baseline, ratio in ROWS:
+        print(f"| {what} | {ours} | {baseline} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
