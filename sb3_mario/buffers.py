@@ -45,6 +45,8 @@ class FrameReplayBuffer(ReplayBuffer):
     :param frame_channels: channels of one frame (1 for grayscale, 3 for RGB)
     :param n_steps: n-step returns (as SB3's ``NStepReplayBuffer``); 1 for plain transitions
     :param gamma: discount factor for the n-step returns
+    :param storage_device: also keep the frames on this torch device (e.g. ``"cuda"``) and rebuild the
+        sampled stacks there: only indices cross to the GPU, not pixels. The host copy stays (for saving).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class FrameReplayBuffer(ReplayBuffer):
         frame_channels: int = 1,
         n_steps: int = 1,
         gamma: float = 0.99,
+        storage_device: str | th.device | None = None,
     ) -> None:
         if optimize_memory_usage:
             raise ValueError("FrameReplayBuffer already stores each frame once: use optimize_memory_usage=False.")
@@ -93,6 +96,14 @@ class FrameReplayBuffer(ReplayBuffer):
         # terminal frames of finished episodes, by (row, env)
         self.terminal_frames: dict[tuple[int, int], np.ndarray] = {}
         self.n_added = 0
+        self.frames_on_device: th.Tensor | None = None
+        if storage_device is not None:
+            self.frames_on_device = th.zeros(self.frames.shape, dtype=th.uint8, device=storage_device)
+            # what a 1-step sample needs besides the frames: action, reward, done * (1 - timeout)
+            self.actions_on_device = th.zeros(self.actions.shape, dtype=th.long, device=storage_device)
+            self.rewards_on_device = th.zeros(self.rewards.shape, dtype=th.float32, device=storage_device)
+            self.final_dones_on_device = th.zeros(self.dones.shape, dtype=th.float32, device=storage_device)
+            self._staging = _Staging(th.device(storage_device))
 
     @staticmethod
     def estimate_bytes(
@@ -131,15 +142,13 @@ class FrameReplayBuffer(ReplayBuffer):
         """
         k = self.frame_channels
         frames = obs.reshape(self.n_envs, self.n_stack, k, *obs.shape[-2:])
-        # leading all-zero frames are VecFrameStack's padding (a real all-black frame rebuilds the same anyway)
-        nonzero = frames.reshape(self.n_envs, self.n_stack, -1).any(axis=2)
-        padding = np.where(nonzero.any(axis=1), nonzero.argmax(axis=1), self.n_stack - 1)
-        padding = np.minimum(padding, self.n_stack - 1)
+        padding = leading_zero_frames(frames)
         row, slot = self.pos, self.n_added % self.capacity
         for e in range(self.n_envs):
             self.terminal_frames.pop((row, e), None)
+        next_slot = (slot + 1) % self.capacity
         self.frames[slot] = frames[:, -1]
-        self.frames[(slot + 1) % self.capacity] = next_obs.reshape(self.n_envs, self.n_stack, k, *obs.shape[-2:])[:, -1]
+        self.frames[next_slot] = next_obs.reshape(self.n_envs, self.n_stack, k, *obs.shape[-2:])[:, -1]
         self.history[row] = self.n_stack - 1 - padding
         for i in np.flatnonzero(done):
             self.terminal_frames[(row, int(i))] = self.frames[(slot + 1) % self.capacity, i].copy()
@@ -148,11 +157,43 @@ class FrameReplayBuffer(ReplayBuffer):
         self.dones[row] = np.array(done)
         if self.handle_timeout_termination:
             self.timeouts[row] = np.array([info.get("TimeLimit.truncated", False) for info in infos])
+        if self.frames_on_device is not None:
+            self._mirror(row, slot, next_slot)
         self.n_added += 1
         self.pos += 1
         if self.pos == self.buffer_size:
             self.full = True
             self.pos = 0
+
+    def _mirror(self, row: int, slot: int, next_slot: int) -> None:
+        """Copy what ``add`` wrote to the device copy."""
+        assert self.frames_on_device is not None
+        device = self.frames_on_device.device
+        self.frames_on_device[slot] = th.from_numpy(self.frames[slot]).to(device)
+        self.frames_on_device[next_slot] = th.from_numpy(self.frames[next_slot]).to(device)
+        self.actions_on_device[row] = th.from_numpy(self.actions[row].astype(np.int64)).to(device)
+        self.rewards_on_device[row] = th.from_numpy(self.rewards[row]).to(device)
+        self.final_dones_on_device[row] = th.from_numpy(self.dones[row] * (1 - self.timeouts[row])).to(device)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # device copies and pinned staging are rebuilt from the host arrays when loaded
+        state = self.__dict__.copy()
+        for key in ("frames_on_device", "actions_on_device", "rewards_on_device", "final_dones_on_device", "_staging"):
+            state.pop(key, None)
+        state["_storage_device"] = None if self.frames_on_device is None else str(self.frames_on_device.device)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        storage_device = state.pop("_storage_device", None)
+        self.__dict__.update(state)
+        self.frames_on_device = None
+        if storage_device is not None:
+            device = storage_device if storage_device == "cpu" or th.cuda.is_available() else "cpu"
+            self.frames_on_device = th.from_numpy(self.frames).to(device)
+            self.actions_on_device = th.from_numpy(self.actions.astype(np.int64)).to(device)
+            self.rewards_on_device = th.from_numpy(self.rewards).to(device)
+            self.final_dones_on_device = th.from_numpy(self.dones * (1 - self.timeouts)).to(device)
+            self._staging = _Staging(th.device(device))
 
     def _step_of(self, rows: np.ndarray) -> np.ndarray:
         """Global step number of the transition stored at each row."""
@@ -165,6 +206,40 @@ class FrameReplayBuffer(ReplayBuffer):
         frames = self.frames[(steps[:, None] + offsets[None]) % self.capacity, envs[:, None]]
         frames[offsets[None] < -history[:, None].astype(np.int64)] = 0
         return frames.reshape(len(steps), -1, *frames.shape[-2:])
+
+    def _slots(self, rows: np.ndarray, envs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Frame slots and real-frame masks of the observations, then the next observations, at (rows, envs)."""
+        steps = self._step_of(rows)
+        history = self.history[rows, envs].astype(np.int64)
+        offsets = np.arange(-self.n_stack + 1, 1)[None]
+        slots = np.concatenate([steps[:, None] + offsets, steps[:, None] + 1 + offsets]) % self.capacity
+        real = np.concatenate(
+            [offsets >= -history[:, None], offsets >= -np.minimum(history + 1, self.n_stack - 1)[:, None]]
+        )
+        return slots, real
+
+    def observations_on_device(self, rows: np.ndarray, envs: np.ndarray) -> tuple[th.Tensor, th.Tensor]:
+        """
+        As :meth:`observations_at`, rebuilt from the frames kept on ``storage_device``.
+
+        :param rows: buffer rows
+        :param envs: env index of each row
+        :return: the stacked observations and next observations, as tensors on ``storage_device``
+        """
+        assert self.frames_on_device is not None, "FrameReplayBuffer(storage_device=...) keeps no frames on a device"
+        device = self.frames_on_device.device
+        slots, real = self._slots(rows, envs)
+        index = th.from_numpy(np.stack([slots, np.broadcast_to(np.tile(envs, 2)[:, None], slots.shape), real])).to(
+            device
+        )
+        frames = self.frames_on_device[index[0], index[1]] * index[2][..., None, None, None].to(th.uint8)
+        frames = frames.reshape(2, len(rows), -1, *frames.shape[-2:])
+        obs, next_obs = frames[0], frames[1]
+        done = np.flatnonzero(self.dones[rows, envs])
+        if len(done):
+            terminal = np.stack([self.terminal_frames[(int(rows[i]), int(envs[i]))] for i in done])
+            next_obs[th.from_numpy(done).to(device), -self.frame_channels :] = th.from_numpy(terminal).to(device)
+        return obs, next_obs
 
     def observations_at(self, rows: np.ndarray, envs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """
@@ -184,15 +259,54 @@ class FrameReplayBuffer(ReplayBuffer):
         if self.n_steps > 1:
             return self._get_n_step_samples(batch_inds, env)
         env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
-        obs, next_obs = self.observations_at(batch_inds, env_indices)
+        if self.frames_on_device is not None and env is None:
+            return self._device_samples(batch_inds, env_indices)
+        obs, next_obs = self._stacked(batch_inds, env_indices, env)
         data = (
-            self._normalize_obs(obs, env),
             self.actions[batch_inds, env_indices, :],
-            self._normalize_obs(next_obs, env),
             (self.dones[batch_inds, env_indices] * (1 - self.timeouts[batch_inds, env_indices])).reshape(-1, 1),
             self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env),
         )
-        return ReplayBufferSamples(*tuple(map(self.to_torch, data)))
+        actions, dones, rewards = map(self.to_torch, data)
+        return ReplayBufferSamples(obs, actions, next_obs, dones, rewards)
+
+    def _device_samples(self, rows: np.ndarray, envs: np.ndarray) -> ReplayBufferSamples:
+        """A 1-step sample gathered on the storage device: only the indices cross from the host."""
+        assert self.frames_on_device is not None
+        n, k = len(rows), self.frame_channels
+        slots, real = self._slots(rows, envs)  # (2n, n_stack): the observations, then the next observations
+        m = slots.size
+        packed = np.concatenate([slots.ravel(), np.repeat(np.tile(envs, 2), self.n_stack), real.ravel(), rows, envs])
+        index = self._staging.send(packed)
+        slot_t, env_t = index[:m].view(2 * n, -1), index[m : 2 * m].view(2 * n, -1)
+        real_t, rows_t, envs_t = index[2 * m : 3 * m].view(2 * n, -1), index[3 * m : 3 * m + n], index[3 * m + n :]
+        frames = self.frames_on_device[slot_t, env_t] * real_t.to(th.uint8)[..., None, None, None]
+        frames = frames.reshape(2, n, -1, *frames.shape[-2:])
+        obs, next_obs = frames[0], frames[1]
+        done = np.flatnonzero(self.dones[rows, envs])
+        if len(done):
+            terminal = np.stack([self.terminal_frames[(int(rows[i]), int(envs[i]))] for i in done])
+            next_obs[th.from_numpy(done).to(obs.device), -k:] = th.from_numpy(terminal).to(obs.device)
+        samples = (
+            obs,
+            self.actions_on_device[rows_t, envs_t],
+            next_obs,
+            self.final_dones_on_device[rows_t, envs_t].reshape(-1, 1),
+            self.rewards_on_device[rows_t, envs_t].reshape(-1, 1),
+        )
+        return ReplayBufferSamples(*(t.to(self.device) for t in samples))
+
+    def _stacked(self, rows: np.ndarray, envs: np.ndarray, env: VecNormalize | None) -> tuple[th.Tensor, th.Tensor]:
+        """Sampled observations and next observations, as tensors on ``self.device``."""
+        if self.frames_on_device is None:
+            obs, next_obs = self.observations_at(rows, envs)
+            return self.to_torch(self._normalize_obs(obs, env)), self.to_torch(self._normalize_obs(next_obs, env))  # type: ignore[arg-type]
+        if env is not None and env.norm_obs:
+            raise ValueError(
+                "FrameReplayBuffer(storage_device=...) cannot normalize observations: use VecNormalize(norm_obs=False)."
+            )
+        obs_t, next_obs_t = self.observations_on_device(rows, envs)
+        return obs_t.to(self.device), next_obs_t.to(self.device)
 
     def _get_n_step_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> ReplayBufferSamples:
         # SB3's NStepReplayBuffer._get_samples, with the observations rebuilt from frames
@@ -215,17 +329,70 @@ class FrameReplayBuffer(ReplayBuffer):
         discounts = self.gamma ** np.arange(self.n_steps, dtype=np.float32).reshape(1, -1)
         n_step_returns = (rewards_seq * discounts * mask).sum(axis=1, keepdims=True)
         last_indices = (batch_inds + done_idx) % self.buffer_size
-        _, next_obs = self.observations_at(last_indices, env_indices)
+        _, next_obs = self._stacked(last_indices, env_indices, env)
         next_dones = self.dones[last_indices, env_indices][:, None].astype(np.float32)
         next_timeouts = self.timeouts[last_indices, env_indices][:, None].astype(np.float32)
         final_dones = next_dones * (1.0 - next_timeouts)
         self.timeouts[last_valid_index] = original_timeout_values
-        obs, _ = self.observations_at(batch_inds, env_indices)
+        obs, _ = self._stacked(batch_inds, env_indices, env)
         return ReplayBufferSamples(
-            observations=self.to_torch(self._normalize_obs(obs, env)),  # type: ignore[arg-type]
+            observations=obs,
             actions=self.to_torch(self.actions[batch_inds, env_indices]),
-            next_observations=self.to_torch(self._normalize_obs(next_obs, env)),  # type: ignore[arg-type]
+            next_observations=next_obs,
             dones=self.to_torch(final_dones),
             rewards=self.to_torch(n_step_returns),
             discounts=self.to_torch(target_q_discounts),
         )
+
+
+def leading_zero_frames(frames: np.ndarray) -> np.ndarray:
+    """
+    Count the leading all-zero frames of each stacked observation: VecFrameStack's padding after a reset
+    (a real all-black frame counted as padding rebuilds to the same zeros).
+
+    :param frames: ``(n_envs, n_stack, ...)`` frames, oldest first
+    :return: for each env, the number of leading all-zero frames, at most ``n_stack - 1``
+    """
+    n_envs, n_stack = frames.shape[:2]
+    flat = np.ascontiguousarray(frames).reshape(n_envs, n_stack, -1)
+    if flat.shape[2] % 8 == 0:
+        flat = flat.view(np.uint64)  # 8 pixels per comparison
+    padding = np.zeros(n_envs, dtype=np.int64)
+    candidates = np.arange(n_envs)
+    for j in range(n_stack - 1):  # most observations stop at the first, non-zero frame
+        candidates = candidates[~flat[candidates, j].any(axis=1)]
+        if len(candidates) == 0:
+            break
+        padding[candidates] += 1
+    return padding
+
+
+class _Staging:
+    """
+    Host-to-device copies of small index arrays that do not wait for the GPU: pinned buffers used in turn,
+    each reused only once its previous copy has finished.
+    """
+
+    def __init__(self, device: th.device, slots: int = 16) -> None:
+        self.device = device
+        self.pinned = device.type == "cuda"
+        self.buffers: list[th.Tensor | None] = [None] * slots
+        self.events: list[th.cuda.Event | None] = [None] * slots
+        self.turn = 0
+
+    def send(self, array: np.ndarray) -> th.Tensor:
+        if not self.pinned:
+            return th.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(self.device)
+        self.turn = (self.turn + 1) % len(self.buffers)
+        event, buffer = self.events[self.turn], self.buffers[self.turn]
+        if event is not None:
+            event.synchronize()
+        if buffer is None or buffer.numel() < array.size:
+            buffer = self.buffers[self.turn] = th.empty(array.size, dtype=th.int64, pin_memory=True)
+        view = buffer[: array.size]
+        view.numpy()[:] = array.ravel()
+        sent = view.to(self.device, non_blocking=True)
+        event = th.cuda.Event()
+        event.record()
+        self.events[self.turn] = event
+        return sent

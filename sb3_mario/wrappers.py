@@ -50,14 +50,19 @@ def classic_reward(info: dict[str, Any], x_last: int, time_last: int) -> float:
     return float(np.clip(progress + clock + death, -REWARD_CLIP, REWARD_CLIP))
 
 
-def ignore_ctrl_c_in_env_workers() -> None:
+def configure_env_worker() -> None:
     """
-    In a ``SubprocVecEnv`` worker, ignore SIGINT: Ctrl-C reaches every process of the terminal's group, and a
-    worker that died of it would turn the trainer's clean interrupt (save model and buffer) into a broken pipe.
-    The trainer still gets the KeyboardInterrupt and closes its workers.
+    In a ``SubprocVecEnv`` worker process:
+
+    - ignore SIGINT: Ctrl-C reaches every process of the terminal's group, and a worker that died of it would
+      turn the trainer's clean interrupt (save model and buffer) into a broken pipe. The trainer still gets the
+      KeyboardInterrupt and closes its workers;
+    - run OpenCV single-threaded: one worker per core is the parallelism; a thread pool in each would fight
+      over the cores.
     """
     if multiprocessing.parent_process() is not None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        cv2.setNumThreads(1)
 
 
 def is_mario_env(env: gym.Env) -> bool:
@@ -123,7 +128,7 @@ class MarioWrapper(gym.Wrapper):
                 f"screen_size={screen_size}, noop_max={noop_max}."
             )
         super().__init__(JoypadSpace(env, ACTION_SETS[actions]))
-        ignore_ctrl_c_in_env_workers()
+        configure_env_worker()
         self.mario_kwargs: dict[str, Any] = dict(
             actions=actions,
             frame_skip=frame_skip,

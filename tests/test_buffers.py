@@ -66,11 +66,13 @@ def assert_same_samples(reference, ours, batch_size: int = 64, seed: int = 1):
 
 @pytest.mark.parametrize("n_envs, steps, buffer_size", [(1, 50, 200), (3, 90, 300), (2, 700, 200), (4, 333, 100)])
 @pytest.mark.parametrize("channels", [1, 3])
-def test_samples_equal_sb3_replay_buffer(n_envs, steps, buffer_size, channels):
+@pytest.mark.parametrize("storage_device", [None, "cpu"])  # "cpu": the code path of storage_device="cuda"
+def test_samples_equal_sb3_replay_buffer(n_envs, steps, buffer_size, channels, storage_device):
     env = fill_both([], n_envs, 0, channels)  # only for its spaces
     spaces = (env.observation_space, env.action_space)
     reference = ReplayBuffer(buffer_size, *spaces, device="cpu", n_envs=n_envs)
-    ours = FrameReplayBuffer(buffer_size, *spaces, device="cpu", n_envs=n_envs, frame_channels=channels)
+    ours = FrameReplayBuffer(buffer_size, *spaces, device="cpu", n_envs=n_envs, frame_channels=channels,
+                             storage_device=storage_device)  # fmt: skip
     fill_both([reference, ours], n_envs, steps, channels)
     assert ours.full == reference.full and ours.pos == reference.pos
     assert_same_samples(reference, ours)
@@ -84,12 +86,13 @@ def test_samples_equal_sb3_replay_buffer(n_envs, steps, buffer_size, channels):
 
 
 @pytest.mark.parametrize("n_steps", [2, 3, 5])
-def test_n_step_samples_equal_sb3_n_step_buffer(n_steps):
+@pytest.mark.parametrize("storage_device", [None, "cpu"])
+def test_n_step_samples_equal_sb3_n_step_buffer(n_steps, storage_device):
     env = fill_both([], 2, 0)
     spaces = (env.observation_space, env.action_space)
     kwargs = dict(device="cpu", n_envs=2, n_steps=n_steps, gamma=0.9)
     reference = NStepReplayBuffer(150, *spaces, **kwargs)
-    ours = FrameReplayBuffer(150, *spaces, **kwargs)
+    ours = FrameReplayBuffer(150, *spaces, storage_device=storage_device, **kwargs)
     fill_both([reference, ours], 2, 260)
     assert_same_samples(reference, ours)
 
@@ -124,3 +127,14 @@ def test_drop_in_for_dqn_and_doubledqn_on_mario(algorithm, tmp_path):
     sample = model.replay_buffer.sample(8)
     assert sample.observations.shape == (8, 4, 84, 84) and sample.discounts is not None
     env.close()
+
+
+def test_saved_buffer_with_device_storage_loads_and_samples_the_same(tmp_path):
+    import pickle
+
+    env = fill_both([], 2, 0)
+    ours = FrameReplayBuffer(100, env.observation_space, env.action_space, device="cpu", n_envs=2, storage_device="cpu")
+    fill_both([ours], 2, 130)
+    loaded = pickle.loads(pickle.dumps(ours))
+    assert loaded.frames_on_device is not None
+    assert_same_samples(ours, loaded)

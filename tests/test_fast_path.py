@@ -61,8 +61,9 @@ def test_overlapped_env_steps_take_the_same_number_of_updates():
     counts = []
     for overlap in (False, True):
         env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=2, seed=0, vec_env_cls="subproc")
+        kwargs = dict(overlap_env_step=overlap, replay_buffer_class=FrameReplayBuffer)
         model = DoubleDQN("CnnPolicy", env, buffer_size=400, learning_starts=60, train_freq=1, gradient_steps=1,
-                          device="cpu", seed=0, overlap_env_step=overlap, replay_buffer_class=FrameReplayBuffer)  # fmt: skip
+                          device="cpu", seed=0, **kwargs)  # fmt: skip
         model.learn(240)
         assert isinstance(model.env, OverlapVecEnv) == overlap
         counts.append((model.num_timesteps, model._n_updates))

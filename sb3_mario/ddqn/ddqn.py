@@ -25,6 +25,8 @@ from sb3_mario.saving import (
 )
 
 SelfDoubleDQN = TypeVar("SelfDoubleDQN", bound="DoubleDQN")
+#: with cuda_graph=True, train/loss is the mean loss over this many train() calls (a host sync each time)
+GRAPH_LOSS_EVERY = 50
 
 
 class DoubleDQN(DQN):
@@ -122,6 +124,7 @@ class DoubleDQN(DQN):
         self.cuda_graph = cuda_graph
         self.overlap_env_step = overlap_env_step
         self._graphed: GraphedUpdate | None = None
+        self._graphed_calls = self._graphed_steps = 0  # train() calls and gradient steps since the last loss read
         self._pending_gradient_steps = 0
         check_hyperparameters(
             buffer_size=buffer_size,
@@ -277,15 +280,19 @@ class DoubleDQN(DQN):
         self._update_learning_rate(self.policy.optimizer)
         if self._graphed is None:
             self._graphed = GraphedUpdate(self.policy, self.max_grad_norm)
-        self._graphed.loss_sum.zero_()
         for _ in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
             self._graphed(replay_data, discounts)
         self._n_updates += gradient_steps
+        self._graphed_steps += gradient_steps
+        self._graphed_calls += 1
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        if gradient_steps > 0:
-            self.logger.record("train/loss", (self._graphed.loss_sum / gradient_steps).item())
+        if (self._graphed_calls - 1) % GRAPH_LOSS_EVERY == 0:
+            # reading the loss waits for the GPU: do it once every GRAPH_LOSS_EVERY calls, for all their steps
+            self.logger.record("train/loss", (self._graphed.loss_sum / max(self._graphed_steps, 1)).item())
+            self._graphed.loss_sum.zero_()
+            self._graphed_steps = 0
 
     def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
         # As SB3, but in place: a learning rate held as a tensor (CUDA graph) must keep its storage

@@ -52,14 +52,18 @@ class GraphedUpdate:
             "next_observations": replay_data.next_observations,
             "rewards": replay_data.rewards,
             "dones": replay_data.dones,
-            "discounts": th.as_tensor(discounts, dtype=th.float32, device=self.device).expand_as(replay_data.rewards),
         }
         if not self.inputs or any(self.inputs[k].shape != v.shape for k, v in batch.items()):
             self.inputs = {k: v.detach().clone() for k, v in batch.items()}
+            self.inputs["discounts"] = th.empty_like(replay_data.rewards)
             self.graph = None
         else:
             for key, value in batch.items():
                 self.inputs[key].copy_(value, non_blocking=True)
+        if isinstance(discounts, th.Tensor):
+            self.inputs["discounts"].copy_(discounts, non_blocking=True)
+        else:
+            self.inputs["discounts"].fill_(discounts)  # no host-to-device copy, no sync
         if not self.use_graph:
             self._step()
         elif self.graph is None:
