@@ -1,5 +1,6 @@
 """sb3-mario: Double DQN for Stable-Baselines3 and rl-baselines3-zoo, with Super Mario Bros. environments."""
 
+from sb3_mario.buffers import FrameReplayBuffer
 from sb3_mario.callbacks import MarioEvalCallback
 from sb3_mario.cnn import MarioCNN
 from sb3_mario.ddqn import DoubleDQN
@@ -10,6 +11,7 @@ from sb3_mario.wrappers import MarioWrapper
 
 __all__ = [
     "DoubleDQN",
+    "FrameReplayBuffer",
     "MarioCNN",
     "MarioEvalCallback",
     "MarioEvalResult",

@@ -97,6 +97,8 @@ class FrameReplayBuffer(ReplayBuffer):
         self.terminal_frames: dict[tuple[int, int], np.ndarray] = {}
         self.n_added = 0
         self.frames_on_device: th.Tensor | None = None
+        if storage_device == "auto":
+            storage_device = "cuda" if th.cuda.is_available() else None
         if storage_device is not None:
             self.frames_on_device = th.zeros(self.frames.shape, dtype=th.uint8, device=storage_device)
             # what a 1-step sample needs besides the frames: action, reward, done * (1 - timeout)

@@ -125,7 +125,17 @@ def _patch_hyperparams_opt(module: ModuleType) -> None:
 
 #: hyperparameters that rl-zoo itself consumes (the others go to the algorithm's constructor)
 ZOO_KEYS = frozenset(
-    {"n_envs", "n_timesteps", "normalize", "frame_stack", "env_wrapper", "vec_env_wrapper", "callback", "policy"}
+    {
+        "n_envs",
+        "n_timesteps",
+        "normalize",
+        "frame_stack",
+        "env_wrapper",
+        "vec_env_wrapper",
+        "callback",
+        "policy",
+        "monitor_kwargs",
+    }
 )
 
 
