@@ -1,0 +1,123 @@
+"""Learning curves of rl-zoo Mario runs, from their checkpoints and monitor logs.
+
+    python scripts/learning_curve.py logs/ddqn/SuperMarioBros-1-1-v0_1 [logs/dqn/SuperMarioBros-1-1-v0_1 ...] \\
+        --episodes 20 --out docs/learning_curve.png --csv docs/learning_curve.csv
+
+Each checkpoint (``rl_model_<steps>_steps.zip``) is evaluated with ``python -m sb3_mario.evaluate``'s protocol
+(greedy, seeds 0..N-1, random 0-30 no-op frames), checkpoints in parallel processes. Training episodes come
+from the monitor files (``flag_get`` column, which the package's zoo configs ask for). The figure plots the
+level-clear rate and the evaluation return against env steps and against wall-clock minutes.
+"""
+
+import argparse
+import csv
+import json
+import multiprocessing
+import re
+from pathlib import Path
+
+import numpy as np
+
+
+def evaluate_checkpoint(job: tuple[str, str, int, str]) -> dict:
+    path, algo, episodes, env_id = job
+    import torch as th
+
+    th.set_num_threads(1)
+    from sb3_mario.env import make_mario_env
+    from sb3_mario.evaluate import evaluate_mario
+    from sb3_mario.saving import load_model
+
+    model, pipeline = load_model(path, algo=algo, device="cpu")
+    wrapper_kwargs = dict(pipeline.get("wrapper_kwargs", {}), noop_max=30)
+    env = make_mario_env(env_id, n_envs=1, frame_stack=pipeline.get("frame_stack", 4), wrapper_kwargs=wrapper_kwargs)
+    result = evaluate_mario(model, env, n_episodes=episodes)
+    env.close()
+    return {"clear_rate": result.clear_rate, "mean_max_x_pos": result.mean_max_x_pos, "mean_return": result.mean_return}
+
+
+def monitor_episodes(run: Path, frame_skip: int = 4) -> tuple[float, list[dict]]:
+    """:return: the run's start time and its training episodes (end time, agent steps so far, flag_get)"""
+    rows, starts = [], []
+    for monitor in sorted(run.glob("*.monitor.csv")):
+        with open(monitor) as f:
+            starts.append(json.loads(f.readline()[1:])["t_start"])
+            for row in csv.DictReader(f):
+                rows.append(
+                    {"t": starts[-1] + float(row["t"]), "l": int(row["l"]), "flag": row.get("flag_get") == "True"}
+                )
+    rows.sort(key=lambda r: r["t"])
+    start = min(starts) if starts else 0.0
+    steps = np.cumsum([r["l"] for r in rows]) / frame_skip  # Monitor counts NES frames
+    return start, [
+        {"minutes": (r["t"] - start) / 60, "steps": s, "flag": r["flag"]} for r, s in zip(rows, steps, strict=True)
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="rl-zoo run folders (logs/<algo>/<env>_<n>)")
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--env", default="SuperMarioBros-1-1-v0")
+    parser.add_argument("--out", default="learning_curve.png")
+    parser.add_argument("--csv", default="learning_curve.csv")
+    parser.add_argument("--processes", type=int, default=multiprocessing.cpu_count())
+    args = parser.parse_args()
+
+    table, curves = [], {}
+    for run in args.runs:
+        algo = run.parent.name
+        start, episodes = monitor_episodes(run)
+        checkpoints = sorted(run.glob("rl_model_*_steps.zip"), key=lambda p: int(re.findall(r"\d+", p.name)[0]))
+        jobs = [(str(p), algo, args.episodes, args.env) for p in checkpoints]
+        with multiprocessing.get_context("spawn").Pool(min(args.processes, max(len(jobs), 1))) as pool:
+            results = pool.map(evaluate_checkpoint, jobs)
+        points = []
+        for path, result in zip(checkpoints, results, strict=True):
+            point = {"run": str(run), "algo": algo, "steps": int(re.findall(r"\d+", path.name)[0]),
+                     "minutes": (path.stat().st_mtime - start) / 60, **result}  # fmt: skip
+            points.append(point)
+            table.append(point)
+            print(point, flush=True)
+        curves[f"{algo} ({run.name})"] = (points, episodes)
+    with open(args.csv, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    plot(curves, args.out, args.episodes)
+
+
+def plot(curves: dict, out: str, episodes: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharey="row")
+    for label, (points, train) in curves.items():
+        for col, x in enumerate(("steps", "minutes")):
+            line = axes[0, col].plot([p[x] for p in points], [p["clear_rate"] for p in points], "o-",
+                                     label=f"{label}: greedy eval, {episodes} episodes")[0]  # fmt: skip
+            if train:
+                window = min(100, len(train))
+                flags = np.convolve([e["flag"] for e in train], np.ones(window) / window, mode="valid")
+                axes[0, col].plot([e[x] for e in train][window - 1 :], flags, color=line.get_color(), alpha=0.4,
+                                  label=f"{label}: training episodes (last {window})")  # fmt: skip
+            axes[1, col].plot([p[x] for p in points], [p["mean_return"] for p in points], "o-", color=line.get_color(),
+                              label=label)  # fmt: skip
+    axes[0, 0].set_ylabel("World 1-1 clear rate")
+    axes[1, 0].set_ylabel("evaluation return (classic reward x 0.1)")
+    axes[1, 0].set_xlabel("env steps (agent steps, frame skip 4)")
+    axes[1, 1].set_xlabel("training wall-clock (minutes)")
+    for ax in axes.ravel():
+        ax.grid(alpha=0.3)
+    axes[0, 0].axhline(0.9, color="gray", linestyle=":", linewidth=1)
+    axes[0, 1].axhline(0.9, color="gray", linestyle=":", linewidth=1)
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
