@@ -97,6 +97,8 @@ class MarioWrapper(gym.Wrapper):
         +-15 per frame); ``"native"``: gym-super-mario-bros 9.x's shaped reward
     :param reward_scale: factor applied to the summed reward of each step
     :param noop_max: at reset, do a random number of no-op frames in [0, noop_max]
+    :param stuck_steps: end the episode as truncated (``TimeLimit.truncated``) when Mario has not gone farther
+        right for this many agent steps; ``None`` waits for the game clock (up to ~2,400 steps)
     """
 
     def __init__(
@@ -110,6 +112,7 @@ class MarioWrapper(gym.Wrapper):
         reward: str = "classic",
         reward_scale: float = 1.0,
         noop_max: int = 0,
+        stuck_steps: int | None = None,
     ) -> None:
         if not is_mario_env(env):
             spec_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
@@ -122,10 +125,10 @@ class MarioWrapper(gym.Wrapper):
             raise ValueError(f"Unknown action set {actions!r}: choose one of {sorted(ACTION_SETS)}.")
         if reward not in REWARDS:
             raise ValueError(f"Unknown reward {reward!r}: choose one of {list(REWARDS)}.")
-        if frame_skip < 1 or screen_size < 1 or noop_max < 0:
+        if frame_skip < 1 or screen_size < 1 or noop_max < 0 or (stuck_steps is not None and stuck_steps < 1):
             raise ValueError(
-                f"Need frame_skip >= 1, screen_size >= 1 and noop_max >= 0; got frame_skip={frame_skip}, "
-                f"screen_size={screen_size}, noop_max={noop_max}."
+                f"Need frame_skip >= 1, screen_size >= 1, noop_max >= 0 and stuck_steps >= 1 (or None); got "
+                f"frame_skip={frame_skip}, screen_size={screen_size}, noop_max={noop_max}, stuck_steps={stuck_steps}."
             )
         super().__init__(JoypadSpace(env, ACTION_SETS[actions]))
         configure_env_worker()
@@ -138,7 +141,10 @@ class MarioWrapper(gym.Wrapper):
             reward=reward,
             reward_scale=reward_scale,
             noop_max=noop_max,
+            stuck_steps=stuck_steps,
         )
+        self.stuck_steps = stuck_steps
+        self._steps_since_progress = 0
         self.frame_skip = frame_skip
         self.max_pool = max_pool
         self.screen_size = screen_size
@@ -194,6 +200,7 @@ class MarioWrapper(gym.Wrapper):
             if terminated or truncated:
                 _, info = self.env.reset(options=options)
         self._max_x = 0
+        self._steps_since_progress = 0
         self._track(info)
         self._grab(1)
         return self._observation(pooled=False), info
@@ -208,6 +215,7 @@ class MarioWrapper(gym.Wrapper):
         total = 0.0
         pooled = False
         terminated = truncated = False
+        max_x_before = self._max_x
         info: dict[str, Any] = {}
         for frame in range(self.frame_skip):
             _, reward, terminated, truncated, info = self.env.step(action)
@@ -221,5 +229,8 @@ class MarioWrapper(gym.Wrapper):
             if self.max_pool and frame == self.frame_skip - 2:
                 self._grab(0)
                 pooled = True
+        if self.stuck_steps is not None and not (terminated or truncated):
+            self._steps_since_progress = 0 if self._max_x > max_x_before else self._steps_since_progress + 1
+            truncated = self._steps_since_progress >= self.stuck_steps
         self._grab(1)
         return self._observation(pooled), total * self.reward_scale, terminated, truncated, info

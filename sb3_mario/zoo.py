@@ -123,6 +123,17 @@ def _patch_hyperparams_opt(module: ModuleType) -> None:
     module.HYPERPARAMS_CONVERTER.setdefault(ALGO, convert_ddqn_params)
 
 
+ZOO_DEFAULT_EVAL_FREQ = 25_000
+MARIO_EVAL_FREQ = 250_000
+
+
+@functools.cache
+def _mario_ids() -> frozenset[str]:
+    from sb3_mario.env import mario_env_ids
+
+    return frozenset(mario_env_ids())
+
+
 #: hyperparameters that rl-zoo itself consumes (the others go to the algorithm's constructor)
 ZOO_KEYS = frozenset(
     {
@@ -173,6 +184,11 @@ def _patch_exp_manager(module: ModuleType) -> None:
         if kwargs.get("config") is None:
             kwargs["config"] = default_config(algo, env_id)
         original_init(self, args, algo, env_id, *rest, **kwargs)
+        if self.eval_freq == ZOO_DEFAULT_EVAL_FREQ and env_id in _mario_ids():
+            # a Mario evaluation plays whole levels in the trainer's process: rl-zoo's default would spend
+            # most of the run evaluating
+            self.eval_freq = MARIO_EVAL_FREQ
+            print(f"sb3-mario: evaluating every {MARIO_EVAL_FREQ} steps on Mario (pass --eval-freq to choose)")
 
     @functools.wraps(original_read)
     def read_hyperparameters(self: Any) -> Any:

@@ -174,3 +174,17 @@ def test_make_mario_env_stacks_frames_in_subprocesses():
         assert not np.array_equal(obs[..., -1], obs[..., 0])  # the newest frame differs from the padding
     finally:
         env.close()
+
+
+def test_stuck_episodes_are_truncated():
+    env = mario(stuck_steps=20)
+    env.reset(seed=0)
+    steps, terminated, truncated = 0, False, False
+    while not (terminated or truncated):
+        _, _, terminated, truncated, _ = env.step(0)  # NOOP: Mario stands still
+        steps += 1
+    assert truncated and not terminated and steps == 20
+    env.reset(seed=0)
+    for _ in range(40):  # running right keeps making progress
+        _, _, terminated, truncated, _ = env.step(RIGHT)
+        assert not truncated
