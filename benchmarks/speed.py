@@ -134,8 +134,10 @@ class Rate(BaseCallback):
 
 def e2e(algorithm, n_envs: int, seconds: float, device: str, **kwargs) -> float:
     env = make_mario_env(ENV_ID, n_envs=n_envs, seed=0, vec_env_cls="subproc")
-    model = algorithm("CnnPolicy", env, buffer_size=100_000, learning_starts=2000, train_freq=1,
-                      gradient_steps=max(1, n_envs // 4), device=device, seed=0, **kwargs)  # fmt: skip
+    # one gradient step per 4 transitions: train_freq vec steps of n_envs transitions, gradient_steps updates
+    train_freq, gradient_steps = max(1, 4 // n_envs), max(1, n_envs // 4)
+    model = algorithm("CnnPolicy", env, buffer_size=100_000, learning_starts=2000, train_freq=train_freq,
+                      gradient_steps=gradient_steps, device=device, seed=0, **kwargs)  # fmt: skip
     callback = Rate(warmup_steps=4000)
     deadline = time.perf_counter() + seconds
 

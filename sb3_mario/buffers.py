@@ -100,6 +100,11 @@ class FrameReplayBuffer(ReplayBuffer):
         if storage_device == "auto":
             storage_device = "cuda" if th.cuda.is_available() else None
         if storage_device is not None:
+            device = th.device(storage_device)
+            if device.type == "cuda":
+                free, _ = th.cuda.mem_get_info(device)
+                needed = self.estimate_bytes(buffer_size, observation_space, n_envs, frame_channels)
+                check_replay_memory(needed, buffer_size, available=free, where=f"GPU memory ({device})")
             self.frames_on_device = th.zeros(self.frames.shape, dtype=th.uint8, device=storage_device)
             # what a 1-step sample needs besides the frames: action, reward, done * (1 - timeout)
             self.actions_on_device = th.zeros(self.actions.shape, dtype=th.long, device=storage_device)

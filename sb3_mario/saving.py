@@ -201,20 +201,21 @@ def available_memory_bytes() -> int | None:
         return None
 
 
-def check_replay_memory(needed: int, buffer_size: int, available: int | None = None) -> None:
+def check_replay_memory(needed: int, buffer_size: int, available: int | None = None, where: str = "RAM") -> None:
     """
-    Stop before allocating a replay buffer that cannot fit in RAM, rather than dying hours later when it fills.
+    Stop before allocating a replay buffer that cannot fit, rather than dying hours later when it fills.
 
     :param needed: bytes the full buffer needs (:func:`replay_buffer_bytes`)
     :param buffer_size: the ``buffer_size`` hyperparameter, for the message
-    :param available: available bytes (default: :func:`available_memory_bytes`)
+    :param available: available bytes (default: :func:`available_memory_bytes`, the RAM)
+    :param where: what ``available`` measures, for the message (``"RAM"``, ``"GPU memory"``)
     """
     available = available_memory_bytes() if available is None else available
     if available is not None and needed > available:
         gib = 1024**3
         raise MemoryError(
-            f"The replay buffer (buffer_size={buffer_size}) needs {needed / gib:.2f} GiB ({needed} bytes) once full, "
-            f"but only {available / gib:.2f} GiB ({available} bytes) are available. Lower buffer_size, set "
+            f"The replay buffer (buffer_size={buffer_size}) needs {needed / gib:.2f} GiB ({needed} bytes) of {where} "
+            f"once full, but only {available / gib:.2f} GiB ({available} bytes) are available. Lower buffer_size, set "
             "optimize_memory_usage=True (with replay_buffer_kwargs=dict(handle_timeout_termination=False)), "
             "or use a machine with more memory."
         )

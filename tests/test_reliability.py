@@ -153,8 +153,8 @@ def test_replay_buffer_too_big_for_ram_stops_at_start():
     with pytest.raises(MemoryError, match=r"buffer_size=100000000\) needs .* GiB .* only .* available.*buffer_size"):
         DoubleDQN("CnnPolicy", FakeImageEnv(n_channels=4, discrete=True), buffer_size=100_000_000, device="cpu")
     check_replay_memory(needed=10, buffer_size=1, available=11)
-    with pytest.raises(MemoryError, match="needs 0.00 GiB \\(12 bytes\\)"):
-        check_replay_memory(needed=12, buffer_size=1, available=11)
+    with pytest.raises(MemoryError, match="needs 0.00 GiB \\(12 bytes\\) of GPU memory"):
+        check_replay_memory(needed=12, buffer_size=1, available=11, where="GPU memory")
 
 
 def test_a_crashed_env_worker_names_the_env_and_step_and_checkpoints_stay_usable(tmp_path):

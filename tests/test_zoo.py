@@ -149,3 +149,17 @@ def test_configs_cover_every_mario_id(algo):
     assert default_config(algo, "SuperMarioBros-1-1-v0") == str(config_dir() / f"{algo}.yml")
     # classic envs keep rl-zoo's own configs, except for ddqn which rl-zoo does not know
     assert default_config(algo, "CartPole-v1") == (str(config_dir() / "ddqn.yml") if algo == "ddqn" else None)
+
+
+def test_mario_eval_callback_from_a_zoo_yml(tmp_path):
+    conf = tmp_path / "with_callback.yml"
+    conf.write_text(
+        f"{ENV_ID}:\n"
+        "  env_wrapper:\n    - sb3_mario.wrappers.MarioWrapper:\n        stuck_steps: 30\n"
+        "  frame_stack: 4\n  policy: 'CnnPolicy'\n  n_timesteps: 200\n  buffer_size: 500\n  learning_starts: 50\n"
+        "  callback:\n    - sb3_mario.callbacks.MarioEvalCallback:\n"
+        "        eval_freq: 100\n        n_eval_episodes: 1\n"
+    )
+    out = run("-m", "rl_zoo3.train", "--algo", "ddqn", "--env", ENV_ID, "-f", "logs", "--conf-file", str(conf),
+              cwd=tmp_path)  # fmt: skip
+    assert out.count("Mario eval num_timesteps=") == 2 and "eval/clear_rate" in out
