@@ -19,6 +19,6 @@ def test_wheel_carries_configs_hook_and_type_marker(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)  # fmt: skip
     code = "import sb3_mario.zoo as z; print(z.default_config('ddqn', 'SuperMarioBros-1-1-v0'))"
-    out = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(target)}, cwd=tmp_path, capture_output=True,
-                         text=True, check=True, timeout=120).stdout  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(target)}, cwd=tmp_path,
+                         capture_output=True, text=True, check=True, timeout=120).stdout  # fmt: skip
     assert out.strip() == str(target / "sb3_mario" / "zoo_configs" / "ddqn.yml")
