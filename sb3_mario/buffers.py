@@ -233,20 +233,29 @@ class FrameReplayBuffer(ReplayBuffer):
         :param envs: env index of each row
         :return: the stacked observations and next observations, as tensors on ``storage_device``
         """
+        obs, next_obs, _, _ = self._gather_on_device(rows, envs)
+        return obs, next_obs
+
+    def _gather_on_device(
+        self, rows: np.ndarray, envs: np.ndarray
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+        """Stacks rebuilt on the storage device, plus the rows and envs there; one small host-to-device copy."""
         assert self.frames_on_device is not None, "FrameReplayBuffer(storage_device=...) keeps no frames on a device"
-        device = self.frames_on_device.device
-        slots, real = self._slots(rows, envs)
-        index = th.from_numpy(np.stack([slots, np.broadcast_to(np.tile(envs, 2)[:, None], slots.shape), real])).to(
-            device
-        )
-        frames = self.frames_on_device[index[0], index[1]] * index[2][..., None, None, None].to(th.uint8)
-        frames = frames.reshape(2, len(rows), -1, *frames.shape[-2:])
+        n, k = len(rows), self.frame_channels
+        slots, real = self._slots(rows, envs)  # (2n, n_stack): the observations, then the next observations
+        m = slots.size
+        packed = np.concatenate([slots.ravel(), np.repeat(np.tile(envs, 2), self.n_stack), real.ravel(), rows, envs])
+        index = self._staging.send(packed)
+        slot_t, env_t = index[:m].view(2 * n, -1), index[m : 2 * m].view(2 * n, -1)
+        real_t, rows_t, envs_t = index[2 * m : 3 * m].view(2 * n, -1), index[3 * m : 3 * m + n], index[3 * m + n :]
+        frames = self.frames_on_device[slot_t, env_t] * real_t.to(th.uint8)[..., None, None, None]
+        frames = frames.reshape(2, n, -1, *frames.shape[-2:])
         obs, next_obs = frames[0], frames[1]
         done = np.flatnonzero(self.dones[rows, envs])
         if len(done):
             terminal = np.stack([self.terminal_frames[(int(rows[i]), int(envs[i]))] for i in done])
-            next_obs[th.from_numpy(done).to(device), -self.frame_channels :] = th.from_numpy(terminal).to(device)
-        return obs, next_obs
+            next_obs[th.from_numpy(done).to(obs.device), -k:] = th.from_numpy(terminal).to(obs.device)
+        return obs, next_obs, rows_t, envs_t
 
     def observations_at(self, rows: np.ndarray, envs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """
@@ -279,21 +288,7 @@ class FrameReplayBuffer(ReplayBuffer):
 
     def _device_samples(self, rows: np.ndarray, envs: np.ndarray) -> ReplayBufferSamples:
         """A 1-step sample gathered on the storage device: only the indices cross from the host."""
-        assert self.frames_on_device is not None
-        n, k = len(rows), self.frame_channels
-        slots, real = self._slots(rows, envs)  # (2n, n_stack): the observations, then the next observations
-        m = slots.size
-        packed = np.concatenate([slots.ravel(), np.repeat(np.tile(envs, 2), self.n_stack), real.ravel(), rows, envs])
-        index = self._staging.send(packed)
-        slot_t, env_t = index[:m].view(2 * n, -1), index[m : 2 * m].view(2 * n, -1)
-        real_t, rows_t, envs_t = index[2 * m : 3 * m].view(2 * n, -1), index[3 * m : 3 * m + n], index[3 * m + n :]
-        frames = self.frames_on_device[slot_t, env_t] * real_t.to(th.uint8)[..., None, None, None]
-        frames = frames.reshape(2, n, -1, *frames.shape[-2:])
-        obs, next_obs = frames[0], frames[1]
-        done = np.flatnonzero(self.dones[rows, envs])
-        if len(done):
-            terminal = np.stack([self.terminal_frames[(int(rows[i]), int(envs[i]))] for i in done])
-            next_obs[th.from_numpy(done).to(obs.device), -k:] = th.from_numpy(terminal).to(obs.device)
+        obs, next_obs, rows_t, envs_t = self._gather_on_device(rows, envs)
         samples = (
             obs,
             self.actions_on_device[rows_t, envs_t],
