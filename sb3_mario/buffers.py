@@ -207,13 +207,6 @@ class FrameReplayBuffer(ReplayBuffer):
         last = self.n_added - 1
         return last - (last - rows) % self.buffer_size
 
-    def _stacks(self, steps: np.ndarray, envs: np.ndarray, history: np.ndarray) -> np.ndarray:
-        """Rebuild the stacked observations whose newest frame is the frame of ``steps``."""
-        offsets = np.arange(-self.n_stack + 1, 1)
-        frames = self.frames[(steps[:, None] + offsets[None]) % self.capacity, envs[:, None]]
-        frames[offsets[None] < -history[:, None].astype(np.int64)] = 0
-        return frames.reshape(len(steps), -1, *frames.shape[-2:])
-
     def _slots(self, rows: np.ndarray, envs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Frame slots and real-frame masks of the observations, then the next observations, at (rows, envs)."""
         steps = self._step_of(rows)
@@ -263,10 +256,11 @@ class FrameReplayBuffer(ReplayBuffer):
         :param envs: env index of each row
         :return: the stacked observations and next observations stored there (as SB3's arrays would hold them)
         """
-        steps = self._step_of(rows)
-        history = self.history[rows, envs]
-        obs = self._stacks(steps, envs, history)
-        next_obs = self._stacks(steps + 1, envs, np.minimum(history.astype(np.int64) + 1, self.n_stack - 1))
+        slots, real = self._slots(rows, envs)
+        frames = self.frames[slots, np.tile(envs, 2)[:, None]]
+        frames[~real] = 0
+        frames = frames.reshape(2, len(rows), -1, *frames.shape[-2:])
+        obs, next_obs = frames[0], frames[1]
         for i in np.flatnonzero(self.dones[rows, envs]):
             next_obs[i, -self.frame_channels :] = self.terminal_frames[(int(rows[i]), int(envs[i]))]
         return obs, next_obs
