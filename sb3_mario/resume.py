@@ -106,11 +106,18 @@ def learn_resumable(
     :param learn_kwargs: more arguments of ``learn`` (callback, log_interval, ...)
     :return: the trained model
     """
+    return _learn_saving_on_interrupt(model, total_timesteps, folder, total_timesteps, **learn_kwargs)
+
+
+def _learn_saving_on_interrupt(
+    model: BaseAlgorithm, steps: int, folder: str | Path, target: int, **learn_kwargs: Any
+) -> BaseAlgorithm:
+    """``model.learn(steps)``; on Ctrl-C or SIGTERM, save the run (its target: ``target`` steps) and re-raise."""
     with sigterm_as_interrupt():
         try:
-            return model.learn(total_timesteps, **learn_kwargs)
+            return model.learn(steps, **learn_kwargs)
         except KeyboardInterrupt:
-            save_run(folder, model, total_timesteps)
+            save_run(folder, model, target)
             print(f"Interrupted at num_timesteps={model.num_timesteps}: run saved to {folder}; resume it with "
                   f"sb3_mario.resume.resume_learning({str(folder)!r}, env)")  # fmt: skip
             raise
@@ -141,11 +148,7 @@ def resume_learning(
         model.load_replay_buffer(Path(folder) / BUFFER_FILE)
     remaining = max(0, state["total_timesteps"] - model.num_timesteps)
     # reset_num_timesteps=False: SB3 then targets num_timesteps + remaining = the original total
-    with sigterm_as_interrupt():
-        try:
-            model.learn(remaining, reset_num_timesteps=False, **learn_kwargs)
-        except KeyboardInterrupt:
-            save_run(folder, model, state["total_timesteps"])
-            raise
+    _learn_saving_on_interrupt(model, remaining, folder, state["total_timesteps"], reset_num_timesteps=False,
+                               **learn_kwargs)  # fmt: skip
     (Path(folder) / STATE_FILE).unlink()
     return model

@@ -125,7 +125,7 @@ class DoubleDQN(DQN):
         self.overlap_env_step = overlap_env_step
         self._graphed: GraphedUpdate | None = None
         self._graphed_calls = self._graphed_steps = 0  # train() calls and gradient steps since the last loss read
-        self._pending_gradient_steps = 0
+        self._pending_gradient_steps = self._pending_batch_size = 0  # overlap_env_step: steps to take next
         check_hyperparameters(
             buffer_size=buffer_size,
             learning_starts=learning_starts,
