@@ -96,6 +96,35 @@ def evaluate_mario(
     return result
 
 
+def make_pipeline_env(
+    pipeline: dict[str, Any],
+    env_id: str = "SuperMarioBros-1-1-v0",
+    noop_max: int = 30,
+    frame_stack: int | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    **wrapper_overrides: Any,
+) -> VecEnv:
+    """
+    One env built like the one a model was trained on, for evaluation.
+
+    :param pipeline: what :func:`~sb3_mario.saving.load_model` returns beside the model
+        (``wrapper_kwargs``, ``frame_stack``)
+    :param env_id: gym-super-mario-bros id
+    :param noop_max: random no-op frames at the start of each episode
+    :param frame_stack: frames per observation (default: the pipeline's, else 4)
+    :param env_kwargs: keyword arguments for ``gym.make`` (e.g. ``render_mode="rgb_array"``)
+    :param wrapper_overrides: MarioWrapper arguments that replace the pipeline's (``None`` values are ignored)
+    :return: a Mario VecEnv with one env
+    """
+    wrapper_kwargs = dict(pipeline.get("wrapper_kwargs", {}))
+    wrapper_kwargs.update({key: value for key, value in wrapper_overrides.items() if value is not None})
+    wrapper_kwargs["noop_max"] = noop_max
+    frame_stack = frame_stack or pipeline.get("frame_stack", 4)
+    return make_mario_env(
+        env_id, n_envs=1, frame_stack=frame_stack, wrapper_kwargs=wrapper_kwargs, env_kwargs=env_kwargs
+    )
+
+
 def main(argv: list[str] | None = None) -> MarioEvalResult:
     """
     Command-line entry point; prints per-episode lines and a summary.
@@ -117,13 +146,8 @@ def main(argv: list[str] | None = None) -> MarioEvalResult:
     args = parser.parse_args(argv)
 
     model, pipeline = load_model(args.model, algo=args.algo, device=args.device)
-    wrapper_kwargs = dict(pipeline.get("wrapper_kwargs", {}))
-    for key, value in (("actions", args.actions), ("frame_skip", args.frame_skip)):
-        if value is not None:
-            wrapper_kwargs[key] = value
-    wrapper_kwargs["noop_max"] = args.noop_max
-    frame_stack = args.frame_stack or pipeline.get("frame_stack", 4)
-    env = make_mario_env(args.env, n_envs=1, frame_stack=frame_stack, wrapper_kwargs=wrapper_kwargs)
+    env = make_pipeline_env(pipeline, args.env, args.noop_max, args.frame_stack, actions=args.actions,
+                            frame_skip=args.frame_skip)  # fmt: skip
     result = MarioEvalResult()
     try:
         for episode in range(args.n_episodes):

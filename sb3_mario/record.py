@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sb3_mario.env import make_mario_env
+from sb3_mario.evaluate import make_pipeline_env
 from sb3_mario.saving import ALGORITHMS, load_model
 
 
@@ -38,9 +38,7 @@ def record(
     :return: the episode's ``flag_get``, ``max_x_pos``, ``steps`` and number of frames written
     """
     model, pipeline = load_model(model_path, algo=algo, device="cpu")
-    wrapper_kwargs = dict(pipeline.get("wrapper_kwargs", {}), noop_max=noop_max)
-    env = make_mario_env(env_id, n_envs=1, frame_stack=pipeline.get("frame_stack", 4), wrapper_kwargs=wrapper_kwargs,
-                         env_kwargs=dict(render_mode="rgb_array"))  # fmt: skip
+    env = make_pipeline_env(pipeline, env_id, noop_max, env_kwargs=dict(render_mode="rgb_array"))
     env.seed(seed)
     obs = env.reset()
     frames, info, steps = [np.array(env.render())], {}, 0

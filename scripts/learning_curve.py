@@ -24,13 +24,11 @@ def evaluate_checkpoint(job: tuple[str, str, int, str]) -> dict:
     import torch as th
 
     th.set_num_threads(1)
-    from sb3_mario.env import make_mario_env
-    from sb3_mario.evaluate import evaluate_mario
+    from sb3_mario.evaluate import evaluate_mario, make_pipeline_env
     from sb3_mario.saving import load_model
 
     model, pipeline = load_model(path, algo=algo, device="cpu")
-    wrapper_kwargs = dict(pipeline.get("wrapper_kwargs", {}), noop_max=30)
-    env = make_mario_env(env_id, n_envs=1, frame_stack=pipeline.get("frame_stack", 4), wrapper_kwargs=wrapper_kwargs)
+    env = make_pipeline_env(pipeline, env_id, noop_max=30)
     result = evaluate_mario(model, env, n_episodes=episodes)
     env.close()
     return {"clear_rate": result.clear_rate, "mean_max_x_pos": result.mean_max_x_pos, "mean_return": result.mean_return}
