@@ -87,18 +87,21 @@ def time_train(model, updates: int, repeats: int = 3) -> float:
 
 
 def bench_learner(device: str, updates: int) -> None:
-    sb3 = filled(DQN, device)
-    fast = dict(
-        cuda_graph=True, replay_buffer_class=FrameReplayBuffer, replay_buffer_kwargs=dict(storage_device=device)
-    )
-    ours = filled(DoubleDQN, device, policy_kwargs=dict(features_extractor_class=MarioCNN), **fast)
-    sb3_rate, our_rate = time_train(sb3, updates), time_train(ours, updates)
-    row(
-        "learner, batch 32 (updates/s)",
-        f"{our_rate:.0f}",
-        f"{sb3_rate:.0f} (SB3 DQN.train)",
-        f"{our_rate / sb3_rate:.2f}x",
-    )
+    for n_steps in (1, 3):  # 3: the shipped zoo config's n-step returns
+        sb3 = filled(DQN, device, n_steps=n_steps, gamma=0.9)
+        fast = dict(
+            cuda_graph=True,
+            replay_buffer_class=FrameReplayBuffer,
+            replay_buffer_kwargs=dict(storage_device=device, n_steps=n_steps, gamma=0.9),
+        )
+        ours = filled(DoubleDQN, device, gamma=0.9, policy_kwargs=dict(features_extractor_class=MarioCNN), **fast)
+        sb3_rate, our_rate = time_train(sb3, updates), time_train(ours, updates)
+        row(
+            f"learner, batch 32, n_steps={n_steps} (updates/s)",
+            f"{our_rate:.0f}",
+            f"{sb3_rate:.0f} (SB3 DQN.train)",
+            f"{our_rate / sb3_rate:.2f}x",
+        )
     # the graphed update equals the eager one on the same batch (same capturable Adam); eager twice = noise floor
     model = filled(DoubleDQN, device, policy_kwargs=dict(features_extractor_class=MarioCNN))
     batch = model.replay_buffer.sample(32)

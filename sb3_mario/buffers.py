@@ -111,6 +111,7 @@ class FrameReplayBuffer(ReplayBuffer):
             self.rewards_on_device = th.zeros(self.rewards.shape, dtype=th.float32, device=storage_device)
             self.final_dones_on_device = th.zeros(self.dones.shape, dtype=th.float32, device=storage_device)
             self._staging = _Staging(th.device(storage_device))
+            self._float_staging = _Staging(th.device(storage_device), dtype=th.float32)
 
     @staticmethod
     def estimate_bytes(
@@ -185,7 +186,14 @@ class FrameReplayBuffer(ReplayBuffer):
     def __getstate__(self) -> dict[str, Any]:
         # device copies and pinned staging are rebuilt from the host arrays when loaded
         state = self.__dict__.copy()
-        for key in ("frames_on_device", "actions_on_device", "rewards_on_device", "final_dones_on_device", "_staging"):
+        for key in (
+            "frames_on_device",
+            "actions_on_device",
+            "rewards_on_device",
+            "final_dones_on_device",
+            "_staging",
+            "_float_staging",
+        ):
             state.pop(key, None)
         state["_storage_device"] = None if self.frames_on_device is None else str(self.frames_on_device.device)
         return state
@@ -201,20 +209,28 @@ class FrameReplayBuffer(ReplayBuffer):
             self.rewards_on_device = th.from_numpy(self.rewards).to(device)
             self.final_dones_on_device = th.from_numpy(self.dones * (1 - self.timeouts)).to(device)
             self._staging = _Staging(th.device(device))
+            self._float_staging = _Staging(th.device(device), dtype=th.float32)
 
     def _step_of(self, rows: np.ndarray) -> np.ndarray:
         """Global step number of the transition stored at each row."""
         last = self.n_added - 1
         return last - (last - rows) % self.buffer_size
 
-    def _slots(self, rows: np.ndarray, envs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Frame slots and real-frame masks of the observations, then the next observations, at (rows, envs)."""
-        steps = self._step_of(rows)
+    def _slots(
+        self, rows: np.ndarray, envs: np.ndarray, next_rows: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """
+        Frame slots and real-frame masks of the observations at (rows, envs), then of the next observations at
+        (next_rows, envs) (default: the same rows; n-step samples take them ``n`` rows later).
+        """
+        next_rows = rows if next_rows is None else next_rows
+        steps, next_steps = self._step_of(rows), self._step_of(next_rows)
         history = self.history[rows, envs].astype(np.int64)
+        next_history = self.history[next_rows, envs].astype(np.int64)
         offsets = np.arange(-self.n_stack + 1, 1)[None]
-        slots = np.concatenate([steps[:, None] + offsets, steps[:, None] + 1 + offsets]) % self.capacity
+        slots = np.concatenate([steps[:, None] + offsets, next_steps[:, None] + 1 + offsets]) % self.capacity
         real = np.concatenate(
-            [offsets >= -history[:, None], offsets >= -np.minimum(history + 1, self.n_stack - 1)[:, None]]
+            [offsets >= -history[:, None], offsets >= -np.minimum(next_history + 1, self.n_stack - 1)[:, None]]
         )
         return slots, real
 
@@ -230,12 +246,16 @@ class FrameReplayBuffer(ReplayBuffer):
         return obs, next_obs
 
     def _gather_on_device(
-        self, rows: np.ndarray, envs: np.ndarray
+        self, rows: np.ndarray, envs: np.ndarray, next_rows: np.ndarray | None = None
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
-        """Stacks rebuilt on the storage device, plus the rows and envs there; one small host-to-device copy."""
+        """
+        Stacks rebuilt on the storage device (observations at ``rows``, next observations at ``next_rows``,
+        default ``rows``), plus the rows and envs there; one small host-to-device copy, no wait for the GPU.
+        """
         assert self.frames_on_device is not None, "FrameReplayBuffer(storage_device=...) keeps no frames on a device"
         n, k = len(rows), self.frame_channels
-        slots, real = self._slots(rows, envs)  # (2n, n_stack): the observations, then the next observations
+        next_rows = rows if next_rows is None else next_rows
+        slots, real = self._slots(rows, envs, next_rows)  # (2n, n_stack): the observations, then the next ones
         m = slots.size
         packed = np.concatenate([slots.ravel(), np.repeat(np.tile(envs, 2), self.n_stack), real.ravel(), rows, envs])
         index = self._staging.send(packed)
@@ -244,9 +264,9 @@ class FrameReplayBuffer(ReplayBuffer):
         frames = self.frames_on_device[slot_t, env_t] * real_t.to(th.uint8)[..., None, None, None]
         frames = frames.reshape(2, n, -1, *frames.shape[-2:])
         obs, next_obs = frames[0], frames[1]
-        done = np.flatnonzero(self.dones[rows, envs])
+        done = np.flatnonzero(self.dones[next_rows, envs])
         if len(done):
-            terminal = np.stack([self.terminal_frames[(int(rows[i]), int(envs[i]))] for i in done])
+            terminal = np.stack([self.terminal_frames[(int(next_rows[i]), int(envs[i]))] for i in done])
             next_obs[th.from_numpy(done).to(obs.device), -k:] = th.from_numpy(terminal).to(obs.device)
         return obs, next_obs, rows_t, envs_t
 
@@ -325,11 +345,25 @@ class FrameReplayBuffer(ReplayBuffer):
         discounts = self.gamma ** np.arange(self.n_steps, dtype=np.float32).reshape(1, -1)
         n_step_returns = (rewards_seq * discounts * mask).sum(axis=1, keepdims=True)
         last_indices = (batch_inds + done_idx) % self.buffer_size
-        _, next_obs = self._stacked(last_indices, env_indices, env)
         next_dones = self.dones[last_indices, env_indices][:, None].astype(np.float32)
         next_timeouts = self.timeouts[last_indices, env_indices][:, None].astype(np.float32)
         final_dones = next_dones * (1.0 - next_timeouts)
         self.timeouts[last_valid_index] = original_timeout_values
+        if self.frames_on_device is not None and env is None:
+            # one gather on the storage device, one copy of the floats: no wait for the GPU
+            obs, next_obs, rows_t, envs_t = self._gather_on_device(batch_inds, env_indices, last_indices)
+            floats = self._float_staging.send(np.concatenate([n_step_returns, final_dones, target_q_discounts], 1))
+            rewards_t, dones_t, discounts_t = floats.view(-1, 3).to(self.device).split(1, dim=1)
+            actions_t = self.actions_on_device[rows_t, envs_t]
+            return ReplayBufferSamples(
+                observations=obs.to(self.device),
+                actions=actions_t.to(self.device),
+                next_observations=next_obs.to(self.device),
+                dones=dones_t,
+                rewards=rewards_t,
+                discounts=discounts_t,
+            )
+        _, next_obs = self._stacked(last_indices, env_indices, env)
         obs, _ = self._stacked(batch_inds, env_indices, env)
         return ReplayBufferSamples(
             observations=obs,
@@ -365,12 +399,12 @@ def leading_zero_frames(frames: np.ndarray) -> np.ndarray:
 
 class _Staging:
     """
-    Host-to-device copies of small index arrays that do not wait for the GPU: pinned buffers used in turn,
-    each reused only once its previous copy has finished.
+    Host-to-device copies of small arrays (indices, or ``dtype`` values) that do not wait for the GPU: pinned
+    buffers used in turn, each reused only once its previous copy has finished.
     """
 
-    def __init__(self, device: th.device, slots: int = 16) -> None:
-        self.device = device
+    def __init__(self, device: th.device, slots: int = 16, dtype: th.dtype = th.int64) -> None:
+        self.device, self.dtype = device, dtype
         self.pinned = device.type == "cuda"
         self.buffers: list[th.Tensor | None] = [None] * slots
         self.events: list[th.cuda.Event | None] = [None] * slots
@@ -378,13 +412,13 @@ class _Staging:
 
     def send(self, array: np.ndarray) -> th.Tensor:
         if not self.pinned:
-            return th.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(self.device)
+            return th.from_numpy(np.ascontiguousarray(array)).to(self.device, self.dtype)
         self.turn = (self.turn + 1) % len(self.buffers)
         event, buffer = self.events[self.turn], self.buffers[self.turn]
         if event is not None:
             event.synchronize()
         if buffer is None or buffer.numel() < array.size:
-            buffer = self.buffers[self.turn] = th.empty(array.size, dtype=th.int64, pin_memory=True)
+            buffer = self.buffers[self.turn] = th.empty(array.size, dtype=self.dtype, pin_memory=True)
         view = buffer[: array.size]
         view.numpy()[:] = array.ravel()
         sent = view.to(self.device, non_blocking=True)

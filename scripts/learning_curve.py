@@ -3,10 +3,11 @@
     python scripts/learning_curve.py logs/ddqn/SuperMarioBros-1-1-v0_1 [logs/dqn/SuperMarioBros-1-1-v0_1 ...] \\
         --episodes 20 --out docs/learning_curve.png --csv docs/learning_curve.csv
 
-Each checkpoint (``rl_model_<steps>_steps.zip``) is evaluated with ``python -m sb3_mario.evaluate``'s protocol
-(greedy, seeds 0..N-1, random 0-30 no-op frames), checkpoints in parallel processes. Training episodes come
-from the monitor files (``flag_get`` column, which the package's zoo configs ask for). The figure plots the
-level-clear rate and the evaluation return against env steps and against wall-clock minutes.
+Each checkpoint (``rl_model_<steps>_steps.zip``, or its ``.pt`` export) is evaluated with
+``python -m sb3_mario.evaluate``'s protocol (greedy, seeds 0..N-1, random 0-30 no-op frames), checkpoints in
+parallel processes. Training episodes come from the monitor files (``flag_get`` column, which the package's zoo
+configs ask for). The figure plots the level-clear rate and the evaluation return against env steps and against
+wall-clock minutes.
 """
 
 import argparse
@@ -17,6 +18,8 @@ import re
 from pathlib import Path
 
 import numpy as np
+
+ALGO_NAMES = {"ddqn": "DoubleDQN (sb3-mario)", "dqn": "SB3 DQN", "qrdqn": "QR-DQN (sb3-contrib)"}
 
 
 def evaluate_checkpoint(job: tuple[str, str, int, str]) -> dict:
@@ -60,13 +63,28 @@ def main() -> None:
     parser.add_argument("--out", default="learning_curve.png")
     parser.add_argument("--csv", default="learning_curve.csv")
     parser.add_argument("--processes", type=int, default=multiprocessing.cpu_count())
+    parser.add_argument("--replot", action="store_true", help="reuse the evaluations in --csv, only redraw")
     args = parser.parse_args()
 
     table, curves = [], {}
+    done: dict[str, list[dict]] = {}
+    if args.replot:
+        with open(args.csv) as f:
+            for point in csv.DictReader(f):
+                numbers = {k: float(v) for k, v in point.items() if k not in ("run", "algo")}
+                done.setdefault(point["run"], []).append({**point, **numbers, "steps": int(numbers["steps"])})
     for run in args.runs:
         algo = run.parent.name
         start, episodes = monitor_episodes(run)
-        checkpoints = sorted(run.glob("rl_model_*_steps.zip"), key=lambda p: int(re.findall(r"\d+", p.name)[0]))
+        if args.replot:
+            table += done[str(run)]
+            curves[ALGO_NAMES.get(algo, algo)] = (done[str(run)], episodes)
+            continue
+        # SB3 zips, or their weights-only exports (scripts/export_checkpoints.py keeps the zip's mtime)
+        found = {p.stem: p for p in run.glob("rl_model_*_steps.pt")} | {
+            p.stem: p for p in run.glob("rl_model_*_steps.zip")
+        }
+        checkpoints = sorted(found.values(), key=lambda p: int(re.findall(r"\d+", p.name)[0]))
         jobs = [(str(p), algo, args.episodes, args.env) for p in checkpoints]
         with multiprocessing.get_context("spawn").Pool(min(args.processes, max(len(jobs), 1))) as pool:
             results = pool.map(evaluate_checkpoint, jobs)
@@ -77,7 +95,7 @@ def main() -> None:
             points.append(point)
             table.append(point)
             print(point, flush=True)
-        curves[f"{algo} ({run.name})"] = (points, episodes)
+        curves[ALGO_NAMES.get(algo, algo)] = (points, episodes)
     with open(args.csv, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()

@@ -14,12 +14,12 @@ from sb3_mario.saving import load_weights
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 ZOO_ZIP = MODELS / "ddqn" / "SuperMarioBros-1-1-v0_1" / "SuperMarioBros-1-1-v0.zip"
-CLEARING_SEED = 1  # one of the 7 seeds of 0..19 on which the shipped agent clears (README)
+CLEARING_SEED = 0  # one of the 18 seeds of 0..19 on which the shipped agent clears (README)
 
 
 def test_shipped_weights_reach_the_flag():
     policy, config = load_weights(MODELS / "mario_ddqn.pt")
-    assert config["env_id"] == "SuperMarioBros-1-1-v0" and config["num_timesteps"] == 1_000_000
+    assert config["env_id"] == "SuperMarioBros-1-1-v0" and config["num_timesteps"] == 1_400_304
     env = make_mario_env(config["env_id"], n_envs=1, frame_stack=config["frame_stack"],
                          wrapper_kwargs=config["wrapper_kwargs"])  # fmt: skip
     result = evaluate_mario(policy, env, n_episodes=1, first_seed=CLEARING_SEED)

@@ -1,0 +1,104 @@
+"""Where the trainer's wall-clock goes in end-to-end training, and how busy the env workers are.
+
+    python benchmarks/e2e_breakdown.py --n-envs 16 --seconds 40
+
+Wraps the VecEnv layers and DoubleDQN's methods with timers (exclusive time per layer) and reads the
+workers' CPU time from /proc. A diagnostic for benchmarks/speed.py's end-to-end row, not a benchmark.
+"""
+
+import argparse
+import collections
+import functools
+import os
+import time
+
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
+
+from sb3_mario import DoubleDQN, MarioCNN, make_mario_env
+from sb3_mario.buffers import FrameReplayBuffer
+
+TOTALS: collections.Counter = collections.Counter()
+STACK: list[float] = []  # child time of the enclosing timed call
+
+
+def timed(name: str, fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        STACK.append(0.0)
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            elapsed = time.perf_counter() - start
+            child = STACK.pop()
+            TOTALS[name] += elapsed - child
+            if STACK:
+                STACK[-1] += elapsed
+
+    return wrapper
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n-envs", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=40)
+    parser.add_argument("--vec-env", default="subproc")
+    args = parser.parse_args()
+    device = "cuda" if th.cuda.is_available() else "cpu"
+    env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=args.n_envs, seed=0, vec_env_cls=args.vec_env)
+    model = DoubleDQN("CnnPolicy", env, buffer_size=100_000, learning_starts=2000, train_freq=1,
+                      gradient_steps=args.n_envs // 4, device=device, seed=0, cuda_graph=True, overlap_env_step=True,
+                      replay_buffer_class=FrameReplayBuffer, replay_buffer_kwargs=dict(storage_device=device),
+                      policy_kwargs=dict(features_extractor_class=MarioCNN))  # fmt: skip
+    layers = []
+    venv = model.env
+    while True:
+        layers.append(venv)
+        if not hasattr(venv, "venv"):
+            break
+        venv = venv.venv
+    for layer in layers:
+        for method in ("step_async", "step_wait"):
+            setattr(layer, method, timed(f"{type(layer).__name__}.{method}", getattr(layer, method)))
+    for method in ("predict", "_store_transition", "_take_pending_gradient_steps", "_on_step",
+                   "_update_info_buffer", "_sample_action"):  # fmt: skip
+        setattr(model, method, timed(f"DoubleDQN.{method}", getattr(model, method)))
+    model.replay_buffer.add = timed("buffer.add", model.replay_buffer.add)
+    workers = [p.pid for p in getattr(venv, "processes", [])]
+    state: dict[str, float] = {}
+
+    class Window(BaseCallback):
+        def _on_step(self) -> bool:
+            now = time.perf_counter()
+            if not state and self.num_timesteps >= 20_000:
+                TOTALS.clear()
+                state.update(t0=now, n0=self.num_timesteps, cpu0=sum(cpu_seconds(p) for p in workers),
+                             own0=time.process_time())  # fmt: skip
+            return not state or now - state["t0"] < args.seconds
+
+    start = time.perf_counter()
+    model.learn(10**9, callback=Window())
+    wall = time.perf_counter() - state["t0"]
+    steps = model.num_timesteps - state["n0"]
+    vec_steps = steps / args.n_envs
+    print(f"{steps / wall:.0f} agent steps/s over {wall:.0f} s ({time.perf_counter() - start:.0f} s in all)")
+    if workers:
+        busy = (sum(cpu_seconds(p) for p in workers) - state["cpu0"]) / (wall * len(workers))
+        trainer = (time.process_time() - state["own0"]) / wall
+        print(f"env workers busy {busy:.0%} of the wall-clock; trainer CPU {trainer:.0%}")
+    accounted = sum(TOTALS.values())
+    for name, total in TOTALS.most_common():
+        print(f"{name:45s} {1000 * total / vec_steps:7.3f} ms/vec-step {total / wall:6.1%}")
+    print(f"{'(rest of the SB3 loop)':45s} {1000 * (wall - accounted) / vec_steps:7.3f} ms/vec-step")
+    env.close()
+
+
+if __name__ == "__main__":
+    main()

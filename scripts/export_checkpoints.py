@@ -1,0 +1,59 @@
+"""Export an rl-zoo run's checkpoints as weights-only files, packed for the trip back from the GPU machine.
+
+    python scripts/export_checkpoints.py logs/ddqn/SuperMarioBros-1-1-v0_1 --algo ddqn --out $OUT --per-tar 2
+
+Each ``rl_model_<steps>_steps.zip`` (and the final ``<env>.zip``, as ``rl_model_<num_timesteps>_steps``) not
+exported yet becomes ``.pt`` + ``.json`` (:func:`sb3_mario.saving.export_weights`, mtime of the zip kept so
+that ``scripts/learning_curve.py`` knows when it was saved), ``--per-tar`` of them to a tar in ``--out``, with
+the run's monitor files and config.
+"""
+
+import argparse
+import os
+import re
+import tarfile
+from pathlib import Path
+
+from sb3_mario.saving import export_weights, load_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--algo", default="ddqn")
+    parser.add_argument("--env", default="SuperMarioBros-1-1-v0")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--per-tar", type=int, default=2)
+    parser.add_argument("--final", action="store_true", help="also export the final model of an ended run")
+    args = parser.parse_args()
+    exported = args.run / "exported"
+    exported.mkdir(exist_ok=True)
+    zips = sorted(args.run.glob("rl_model_*_steps.zip"), key=lambda p: int(re.findall(r"\d+", p.name)[0]))
+    if args.final and (args.run / f"{args.env}.zip").exists():
+        zips.append(args.run / f"{args.env}.zip")
+    new = []
+    for path in zips:
+        if path.name.startswith("rl_model_") and (exported / path.name).with_suffix(".pt").exists():
+            continue
+        model, pipeline = load_model(path, algo=args.algo, device="cpu")
+        stem = exported / f"rl_model_{model.num_timesteps}_steps"  # type: ignore[union-attr]
+        if stem.with_suffix(".pt").exists():
+            continue
+        files = export_weights(model, stem, env_id=args.env, **pipeline)  # type: ignore[arg-type]
+        for file in files:
+            os.utime(file, (path.stat().st_mtime, path.stat().st_mtime))
+        new.append(files)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for i in range(0, len(new), args.per_tar):
+        steps = re.findall(r"\d+", new[i][0].name)[0]
+        with tarfile.open(args.out / f"{args.algo}_{steps}.tar", "w") as tar:
+            for files in new[i : i + args.per_tar]:
+                for file in files:
+                    tar.add(file, arcname=file.name)
+            for extra in [*args.run.glob("*.monitor.csv"), *args.run.glob("*/config.yml")]:
+                tar.add(extra, arcname=str(extra.relative_to(args.run)))
+    print(f"exported {[f[0].name for f in new]} to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
