@@ -112,6 +112,7 @@ class FrameReplayBuffer(ReplayBuffer):
             self.final_dones_on_device = th.zeros(self.dones.shape, dtype=th.float32, device=storage_device)
             self._staging = _Staging(th.device(storage_device))
             self._float_staging = _Staging(th.device(storage_device), dtype=th.float32)
+            self._frame_staging = _Staging(th.device(storage_device), dtype=th.uint8)
 
     @staticmethod
     def estimate_bytes(
@@ -193,6 +194,7 @@ class FrameReplayBuffer(ReplayBuffer):
             "final_dones_on_device",
             "_staging",
             "_float_staging",
+            "_frame_staging",
         ):
             state.pop(key, None)
         state["_storage_device"] = None if self.frames_on_device is None else str(self.frames_on_device.device)
@@ -210,6 +212,7 @@ class FrameReplayBuffer(ReplayBuffer):
             self.final_dones_on_device = th.from_numpy(self.dones * (1 - self.timeouts)).to(device)
             self._staging = _Staging(th.device(device))
             self._float_staging = _Staging(th.device(device), dtype=th.float32)
+            self._frame_staging = _Staging(th.device(device), dtype=th.uint8)
 
     def _step_of(self, rows: np.ndarray) -> np.ndarray:
         """Global step number of the transition stored at each row."""
@@ -257,17 +260,20 @@ class FrameReplayBuffer(ReplayBuffer):
         next_rows = rows if next_rows is None else next_rows
         slots, real = self._slots(rows, envs, next_rows)  # (2n, n_stack): the observations, then the next ones
         m = slots.size
-        packed = np.concatenate([slots.ravel(), np.repeat(np.tile(envs, 2), self.n_stack), real.ravel(), rows, envs])
+        done = np.flatnonzero(self.dones[next_rows, envs])  # these next observations end with a terminal frame
+        packed = np.concatenate(
+            [slots.ravel(), np.repeat(np.tile(envs, 2), self.n_stack), real.ravel(), rows, envs, done]
+        )
         index = self._staging.send(packed)
         slot_t, env_t = index[:m].view(2 * n, -1), index[m : 2 * m].view(2 * n, -1)
-        real_t, rows_t, envs_t = index[2 * m : 3 * m].view(2 * n, -1), index[3 * m : 3 * m + n], index[3 * m + n :]
+        real_t, rows_t = index[2 * m : 3 * m].view(2 * n, -1), index[3 * m : 3 * m + n]
+        envs_t, done_t = index[3 * m + n : 3 * m + 2 * n], index[3 * m + 2 * n :]
         frames = self.frames_on_device[slot_t, env_t] * real_t.to(th.uint8)[..., None, None, None]
         frames = frames.reshape(2, n, -1, *frames.shape[-2:])
         obs, next_obs = frames[0], frames[1]
-        done = np.flatnonzero(self.dones[next_rows, envs])
         if len(done):
             terminal = np.stack([self.terminal_frames[(int(next_rows[i]), int(envs[i]))] for i in done])
-            next_obs[th.from_numpy(done).to(obs.device), -k:] = th.from_numpy(terminal).to(obs.device)
+            next_obs[done_t, -k:] = self._frame_staging.send(terminal).view(terminal.shape)
         return obs, next_obs, rows_t, envs_t
 
     def observations_at(self, rows: np.ndarray, envs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
