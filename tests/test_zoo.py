@@ -1,9 +1,11 @@
 """rl-zoo entry points, run for real in subprocesses: `python -m rl_zoo3.train --algo ddqn ...` and friends."""
 
+import csv
 import os
 import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -164,3 +166,34 @@ def test_mario_eval_callback_from_a_zoo_yml(tmp_path):
               cwd=tmp_path)  # fmt: skip
     # SB3 prints the logger keys grouped: "| eval/ |" then "|    clear_rate |"
     assert out.count("Mario eval num_timesteps=") == 2 and "clear_rate" in out and "mean_max_x_pos" in out
+
+
+def test_checkpoints_export_to_weights_and_draw_a_learning_curve(ddqn_run, tmp_path):
+    run_dir = ddqn_run / "logs" / "ddqn" / f"{ENV_ID}_1"
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "out"
+    run(str(root / "scripts" / "export_checkpoints.py"), str(run_dir), "--algo", "ddqn", "--out", str(out), "--final",
+        cwd=tmp_path)  # fmt: skip
+    tars = sorted(out.glob("ddqn_*.tar"))
+    assert [t.name for t in tars] == ["ddqn_200.tar"]  # 200 and 400 (the final model is the 400-step one)
+    curve_run = tmp_path / "curve" / "ddqn" / f"{ENV_ID}_1"
+    curve_run.mkdir(parents=True)
+    with tarfile.open(tars[0]) as tar:
+        names = tar.getnames()
+        tar.extractall(curve_run, filter="data")
+    for name in ("rl_model_200_steps.pt", "rl_model_200_steps.json", "rl_model_400_steps.pt", "0.monitor.csv",
+                 f"{ENV_ID}/config.yml"):  # fmt: skip
+        assert name in names, name
+    zip_mtime = (run_dir / "rl_model_200_steps.zip").stat().st_mtime
+    assert abs((curve_run / "rl_model_200_steps.pt").stat().st_mtime - zip_mtime) < 1
+    csv_path, png = tmp_path / "curve.csv", tmp_path / "curve.png"
+    script = str(root / "scripts" / "learning_curve.py")
+    run(script, str(curve_run), "--episodes", "1", "--processes", "1", "--csv", str(csv_path), "--out", str(png),
+        cwd=tmp_path)  # fmt: skip
+    rows = list(csv.DictReader(csv_path.open()))
+    assert [int(r["steps"]) for r in rows] == [200, 400]
+    assert all(0 <= float(r["clear_rate"]) <= 1 and float(r["mean_max_x_pos"]) > 0 for r in rows)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    png.unlink()
+    run(script, str(curve_run), "--replot", "--csv", str(csv_path), "--out", str(png), cwd=tmp_path)
+    assert png.is_file() and list(csv.DictReader(csv_path.open())) == rows
