@@ -237,15 +237,18 @@ class FrameReplayBuffer(ReplayBuffer):
         )
         return slots, real
 
-    def observations_on_device(self, rows: np.ndarray, envs: np.ndarray) -> tuple[th.Tensor, th.Tensor]:
+    def observations_on_device(
+        self, rows: np.ndarray, envs: np.ndarray, next_rows: np.ndarray | None = None
+    ) -> tuple[th.Tensor, th.Tensor]:
         """
         As :meth:`observations_at`, rebuilt from the frames kept on ``storage_device``.
 
         :param rows: buffer rows
         :param envs: env index of each row
+        :param next_rows: rows of the next observations (default: ``rows``)
         :return: the stacked observations and next observations, as tensors on ``storage_device``
         """
-        obs, next_obs, _, _ = self._gather_on_device(rows, envs)
+        obs, next_obs, _, _ = self._gather_on_device(rows, envs, next_rows)
         return obs, next_obs
 
     def _gather_on_device(
@@ -276,19 +279,24 @@ class FrameReplayBuffer(ReplayBuffer):
             next_obs[done_t, -k:] = self._frame_staging.send(terminal).view(terminal.shape)
         return obs, next_obs, rows_t, envs_t
 
-    def observations_at(self, rows: np.ndarray, envs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def observations_at(
+        self, rows: np.ndarray, envs: np.ndarray, next_rows: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """
         :param rows: buffer rows
         :param envs: env index of each row
-        :return: the stacked observations and next observations stored there (as SB3's arrays would hold them)
+        :param next_rows: rows of the next observations (default: ``rows``; n-step samples take them later)
+        :return: the stacked observations at ``rows`` and next observations at ``next_rows`` stored there (as
+            SB3's arrays would hold them)
         """
-        slots, real = self._slots(rows, envs)
+        next_rows = rows if next_rows is None else next_rows
+        slots, real = self._slots(rows, envs, next_rows)
         frames = self.frames[slots, np.tile(envs, 2)[:, None]]
         frames[~real] = 0
         frames = frames.reshape(2, len(rows), -1, *frames.shape[-2:])
         obs, next_obs = frames[0], frames[1]
-        for i in np.flatnonzero(self.dones[rows, envs]):
-            next_obs[i, -self.frame_channels :] = self.terminal_frames[(int(rows[i]), int(envs[i]))]
+        for i in np.flatnonzero(self.dones[next_rows, envs]):
+            next_obs[i, -self.frame_channels :] = self.terminal_frames[(int(next_rows[i]), int(envs[i]))]
         return obs, next_obs
 
     def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> ReplayBufferSamples:
@@ -318,16 +326,18 @@ class FrameReplayBuffer(ReplayBuffer):
         )
         return ReplayBufferSamples(*(t.to(self.device) for t in samples))
 
-    def _stacked(self, rows: np.ndarray, envs: np.ndarray, env: VecNormalize | None) -> tuple[th.Tensor, th.Tensor]:
-        """Sampled observations and next observations, as tensors on ``self.device``."""
+    def _stacked(
+        self, rows: np.ndarray, envs: np.ndarray, env: VecNormalize | None, next_rows: np.ndarray | None = None
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """Sampled observations (at ``rows``) and next observations (at ``next_rows``), on ``self.device``."""
         if self.frames_on_device is None:
-            obs, next_obs = self.observations_at(rows, envs)
+            obs, next_obs = self.observations_at(rows, envs, next_rows)
             return self.to_torch(self._normalize_obs(obs, env)), self.to_torch(self._normalize_obs(next_obs, env))  # type: ignore[arg-type]
         if env is not None and env.norm_obs:
             raise ValueError(
                 "FrameReplayBuffer(storage_device=...) cannot normalize observations: use VecNormalize(norm_obs=False)."
             )
-        obs_t, next_obs_t = self.observations_on_device(rows, envs)
+        obs_t, next_obs_t = self.observations_on_device(rows, envs, next_rows)
         return obs_t.to(self.device), next_obs_t.to(self.device)
 
     def _get_n_step_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> ReplayBufferSamples:
@@ -369,8 +379,7 @@ class FrameReplayBuffer(ReplayBuffer):
                 rewards=rewards_t,
                 discounts=discounts_t,
             )
-        _, next_obs = self._stacked(last_indices, env_indices, env)
-        obs, _ = self._stacked(batch_inds, env_indices, env)
+        obs, next_obs = self._stacked(batch_inds, env_indices, env, last_indices)
         return ReplayBufferSamples(
             observations=obs,
             actions=self.to_torch(self.actions[batch_inds, env_indices]),
