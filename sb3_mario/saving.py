@@ -224,6 +224,15 @@ def check_replay_memory(needed: int, buffer_size: int, available: int | None = N
 WEIGHTS_FORMAT = "sb3-mario-q-network-1"
 
 
+def _features_extractors() -> dict[str, type]:
+    """:return: the features extractors that exported weights may use, by the name the json records"""
+    from stable_baselines3.common.torch_layers import FlattenExtractor, NatureCNN
+
+    from sb3_mario.cnn import MarioCNN
+
+    return {"MarioCNN": MarioCNN, "NatureCNN": NatureCNN, "FlattenExtractor": FlattenExtractor}
+
+
 def export_weights(
     model: BaseAlgorithm,
     path: str | Path,
@@ -242,13 +251,9 @@ def export_weights(
     :param frame_stack: frames per observation it was trained with
     :return: the paths of the ``.pt`` and ``.json`` files
     """
-    from stable_baselines3.common.torch_layers import FlattenExtractor, NatureCNN
-
-    from sb3_mario.cnn import MarioCNN
-
     policy = model.policy
     extractor = type(policy.q_net.features_extractor)  # type: ignore[union-attr]
-    extractors = {MarioCNN: "MarioCNN", NatureCNN: "NatureCNN", FlattenExtractor: "FlattenExtractor"}
+    extractors = {cls: name for name, cls in _features_extractors().items()}
     if extractor not in extractors or not isinstance(model.observation_space, gym.spaces.Box):
         raise ValueError(
             f"export_weights supports Box observations with {sorted(extractors.values())}, got {extractor}."
@@ -291,10 +296,8 @@ def load_weights(path: str | Path, device: str = "cpu") -> tuple[BasePolicy, dic
     :param device: torch device
     :return: the policy (``policy.predict(obs, deterministic=True)`` plays greedily) and the json config
     """
-    from stable_baselines3.common.torch_layers import FlattenExtractor, NatureCNN
+    from stable_baselines3.common.torch_layers import FlattenExtractor
     from stable_baselines3.dqn.policies import DQNPolicy
-
-    from sb3_mario.cnn import MarioCNN
 
     stem = Path(path).with_suffix("")
     pt, js = stem.with_suffix(".pt"), stem.with_suffix(".json")
@@ -304,9 +307,7 @@ def load_weights(path: str | Path, device: str = "cpu") -> tuple[BasePolicy, dic
             raise ValueError(f"unknown format {config.get('format')!r}")
         space = config["observation_space"]
         observation_space = gym.spaces.Box(space["low"], space["high"], tuple(space["shape"]), np.dtype(space["dtype"]))
-        extractor = {"MarioCNN": MarioCNN, "NatureCNN": NatureCNN, "FlattenExtractor": FlattenExtractor}[
-            config["features_extractor"]
-        ]
+        extractor = _features_extractors()[config["features_extractor"]]
         policy = DQNPolicy(
             observation_space,
             gym.spaces.Discrete(config["n_actions"]),
