@@ -175,14 +175,14 @@ class FrameReplayBuffer(ReplayBuffer):
             self.pos = 0
 
     def _mirror(self, row: int, slot: int, next_slot: int) -> None:
-        """Copy what ``add`` wrote to the device copy."""
+        """Copy what ``add`` wrote to the device copy, through pinned staging (no wait for the GPU)."""
         assert self.frames_on_device is not None
-        device = self.frames_on_device.device
-        self.frames_on_device[slot] = th.from_numpy(self.frames[slot]).to(device)
-        self.frames_on_device[next_slot] = th.from_numpy(self.frames[next_slot]).to(device)
-        self.actions_on_device[row] = th.from_numpy(self.actions[row].astype(np.int64)).to(device)
-        self.rewards_on_device[row] = th.from_numpy(self.rewards[row]).to(device)
-        self.final_dones_on_device[row] = th.from_numpy(self.dones[row] * (1 - self.timeouts[row])).to(device)
+        frames = np.stack([self.frames[slot], self.frames[next_slot]])
+        frames_t = self._frame_staging.send(frames).view(frames.shape)
+        self.frames_on_device[slot], self.frames_on_device[next_slot] = frames_t[0], frames_t[1]
+        self.actions_on_device[row] = self._staging.send(self.actions[row]).view(self.actions_on_device[row].shape)
+        values = self._float_staging.send(np.stack([self.rewards[row], self.dones[row] * (1 - self.timeouts[row])]))
+        self.rewards_on_device[row], self.final_dones_on_device[row] = values.view(2, -1)
 
     def __getstate__(self) -> dict[str, Any]:
         # device copies and pinned staging are rebuilt from the host arrays when loaded
