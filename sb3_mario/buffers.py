@@ -110,9 +110,7 @@ class FrameReplayBuffer(ReplayBuffer):
             self.actions_on_device = th.zeros(self.actions.shape, dtype=th.long, device=storage_device)
             self.rewards_on_device = th.zeros(self.rewards.shape, dtype=th.float32, device=storage_device)
             self.final_dones_on_device = th.zeros(self.dones.shape, dtype=th.float32, device=storage_device)
-            self._staging = _Staging(th.device(storage_device))
-            self._float_staging = _Staging(th.device(storage_device), dtype=th.float32)
-            self._frame_staging = _Staging(th.device(storage_device), dtype=th.uint8)
+            self._make_staging(th.device(storage_device))
 
     @staticmethod
     def estimate_bytes(
@@ -174,6 +172,12 @@ class FrameReplayBuffer(ReplayBuffer):
             self.full = True
             self.pos = 0
 
+    def _make_staging(self, device: th.device) -> None:
+        """Pinned host buffers for the copies to the device: indices, float values, frames."""
+        self._staging = _Staging(device)
+        self._float_staging = _Staging(device, dtype=th.float32)
+        self._frame_staging = _Staging(device, dtype=th.uint8)
+
     def _mirror(self, row: int, slot: int, next_slot: int) -> None:
         """Copy what ``add`` wrote to the device copy, through pinned staging (no wait for the GPU)."""
         assert self.frames_on_device is not None
@@ -210,9 +214,7 @@ class FrameReplayBuffer(ReplayBuffer):
             self.actions_on_device = th.from_numpy(self.actions.astype(np.int64)).to(device)
             self.rewards_on_device = th.from_numpy(self.rewards).to(device)
             self.final_dones_on_device = th.from_numpy(self.dones * (1 - self.timeouts)).to(device)
-            self._staging = _Staging(th.device(device))
-            self._float_staging = _Staging(th.device(device), dtype=th.float32)
-            self._frame_staging = _Staging(th.device(device), dtype=th.uint8)
+            self._make_staging(th.device(device))
 
     def _step_of(self, rows: np.ndarray) -> np.ndarray:
         """Global step number of the transition stored at each row."""
