@@ -14,9 +14,13 @@ import time
 
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecFrameStack, VecTransposeImage
 
 from sb3_mario import DoubleDQN, MarioCNN, make_mario_env
 from sb3_mario.buffers import FrameReplayBuffer
+from sb3_mario.ddqn import actors
+from sb3_mario.ddqn.actors import AsyncEnvs
+from sb3_mario.ddqn.overlap import OverlapVecEnv
 
 TOTALS: collections.Counter = collections.Counter()
 STACK: list[float] = []  # child time of the enclosing timed call
@@ -50,25 +54,27 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=40)
     parser.add_argument("--vec-env", default="subproc")
+    parser.add_argument("--async-envs", action="store_true")
     args = parser.parse_args()
     device = "cuda" if th.cuda.is_available() else "cpu"
     env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=args.n_envs, seed=0, vec_env_cls=args.vec_env)
     model = DoubleDQN("CnnPolicy", env, buffer_size=100_000, learning_starts=2000, train_freq=1,
                       gradient_steps=args.n_envs // 4, device=device, seed=0, cuda_graph=True, overlap_env_step=True,
+                      async_envs=args.async_envs,
                       replay_buffer_class=FrameReplayBuffer, replay_buffer_kwargs=dict(storage_device=device),
                       policy_kwargs=dict(features_extractor_class=MarioCNN))  # fmt: skip
-    layers = []
-    venv = model.env
-    while True:
-        layers.append(venv)
-        if not hasattr(venv, "venv"):
-            break
-        venv = venv.venv
-    for layer in layers:
+    classes = [SubprocVecEnv, VecFrameStack, VecTransposeImage, OverlapVecEnv, AsyncEnvs]
+    for cls in classes:
         for method in ("step_async", "step_wait"):
-            setattr(layer, method, timed(f"{type(layer).__name__}.{method}", getattr(layer, method)))
+            setattr(cls, method, timed(f"{cls.__name__}.{method}", getattr(cls, method)))
+    AsyncEnvs._send = timed("AsyncEnvs._send (pipe)", AsyncEnvs._send)
+    actors._FrameStacks.update = timed("frame stacks (async)", actors._FrameStacks.update)
+    actors.wait = timed("connection.wait (async)", actors.wait)
+    venv = model.env
+    while hasattr(venv, "venv"):
+        venv = venv.venv
     for method in ("predict", "_store_transition", "_take_pending_gradient_steps", "_on_step",
-                   "_update_info_buffer", "_sample_action"):  # fmt: skip
+                   "_update_info_buffer", "_sample_action", "_explore"):  # fmt: skip
         setattr(model, method, timed(f"DoubleDQN.{method}", getattr(model, method)))
     model.replay_buffer.add = timed("buffer.add", model.replay_buffer.add)
     workers = [p.pid for p in getattr(venv, "processes", [])]

@@ -1,16 +1,18 @@
 """Speed of sb3-mario's fast path against SB3's DQN, measured in one process on one machine.
 
-    python benchmarks/speed.py                       # everything (GPU box: --n-envs 16)
-    python benchmarks/speed.py --only learner env    # a subset: env, learner, e2e, memory
+    python benchmarks/speed.py --n-envs 16 32 --modes async lockstep   # the README's table (GPU box)
+    python benchmarks/speed.py --only learner env                       # a subset: env, learner, e2e, memory
 
-Prints one table: env pipeline per process vs the raw emulator, learner updates/s at batch 32 (SB3
-``DQN.train`` vs ``DoubleDQN(cuda_graph=True)``, with a check that the graphed update equals the eager
-one), end-to-end agent steps/s at one batch-32 gradient step per 4 transitions (SB3 DQN + SubprocVecEnv vs
-DoubleDQN with ``cuda_graph``, ``overlap_env_step`` and ``FrameReplayBuffer``), and replay memory for 1M
-transitions. Every ratio compares two runs of this process.
+Prints one table: env pipeline per process vs the raw emulator; learner updates/s at batch 32 (SB3
+``DQN.train`` vs ``DoubleDQN(cuda_graph=True)``, with a check that the graphed update equals the eager one);
+for each ``--n-envs``, the emulator's ceiling (every env process stepping at once, no learner) and
+end-to-end agent steps/s at one batch-32 gradient step per 4 transitions (SB3 DQN + SubprocVecEnv vs
+DoubleDQN with ``cuda_graph``, ``overlap_env_step`` and ``FrameReplayBuffer``, with ``async_envs`` and/or
+lock-step); replay memory for 1M transitions. Every ratio compares two runs of this process.
 """
 
 import argparse
+import multiprocessing
 import os
 import time
 
@@ -45,17 +47,32 @@ def bench_env(seconds: float) -> None:
         if terminated or truncated:
             raw.reset()
     raw_fps = frames / (time.perf_counter() - start)
+    pipeline_sps = count_steps(seconds, seed=0) / seconds
+    row("env pipeline, 1 process (agent steps/s; baseline: raw emulator fps / 4)", f"{pipeline_sps:.0f}",
+        f"{raw_fps / 4:.0f}", f"{pipeline_sps / (raw_fps / 4):.2f} of the emulator")  # fmt: skip
+
+
+def count_steps(seconds: float, seed: int | None = None) -> int:
+    # one process stepping a MarioWrapper env with scripted actions, no learner: agent steps in `seconds`
     env = MarioWrapper(gym.make(ENV_ID))
-    env.reset(seed=0)
+    env.reset(seed=os.getpid() if seed is None else seed)
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         _, _, terminated, truncated, _ = env.step(1 if steps % 10 < 8 else 2)
         steps += 1
         if terminated or truncated:
             env.reset()
-    pipeline_sps = steps / (time.perf_counter() - start)
-    row("env pipeline, 1 process (agent steps/s; baseline: raw emulator fps / 4)", f"{pipeline_sps:.0f}",
-        f"{raw_fps / 4:.0f}", f"{pipeline_sps / (raw_fps / 4):.2f} of the emulator")  # fmt: skip
+    return steps
+
+
+def bench_ceiling(n_envs: int, seconds: float) -> float:
+    """The emulator's ceiling on this machine: n_envs processes stepping at once, nothing else running."""
+    with multiprocessing.get_context("forkserver").Pool(n_envs) as pool:
+        single = pool.apply(count_steps, (seconds,)) / seconds
+        ceiling = sum(pool.map(count_steps, [seconds] * n_envs)) / seconds
+    row(f"env ceiling, {n_envs} processes at once, no learner (agent steps/s; baseline: {n_envs} x 1 process alone)",
+        f"{ceiling:.0f}", f"{n_envs * single:.0f}", f"{ceiling / (n_envs * single):.2f}")  # fmt: skip
+    return ceiling
 
 
 def filled(algorithm, device: str, **kwargs):
@@ -161,18 +178,23 @@ def e2e(algorithm, n_envs: int, seconds: float, device: str, **kwargs) -> float:
     return callback.rate()
 
 
-def bench_e2e(device: str, n_envs: int, seconds: float) -> None:
+def bench_e2e(device: str, n_envs: int, seconds: float, modes: list[str]) -> None:
+    ceiling = bench_ceiling(n_envs, seconds=10)
     sb3 = e2e(DQN, n_envs, seconds, device, optimize_memory_usage=True,
               replay_buffer_kwargs=dict(handle_timeout_termination=False))  # fmt: skip
-    fast = dict(
-        cuda_graph=True,
-        overlap_env_step=True,
-        replay_buffer_class=FrameReplayBuffer,
-        replay_buffer_kwargs=dict(storage_device=device),
-    )
-    ours = e2e(DoubleDQN, n_envs, seconds, device, policy_kwargs=dict(features_extractor_class=MarioCNN), **fast)
-    row(f"end to end, {n_envs} subprocess envs, 1 update / 4 transitions (agent steps/s)", f"{ours:.0f}",
-        f"{sb3:.0f} (SB3 DQN)", f"{ours / sb3:.2f}x")  # fmt: skip
+    for mode in modes:
+        fast = dict(
+            cuda_graph=True,
+            overlap_env_step=True,
+            async_envs=mode == "async",
+            replay_buffer_class=FrameReplayBuffer,
+            replay_buffer_kwargs=dict(storage_device=device),
+        )
+        ours = e2e(DoubleDQN, n_envs, seconds, device, policy_kwargs=dict(features_extractor_class=MarioCNN), **fast)
+        how = "async envs" if mode == "async" else "lock-step"
+        row(f"end to end, {n_envs} subprocess envs, 1 update / 4 transitions, ours {how} (agent steps/s)",
+            f"{ours:.0f}", f"{sb3:.0f} (SB3 DQN)", f"{ours / sb3:.2f}x; ours {ours / ceiling:.0%} and SB3 "
+            f"{sb3 / ceiling:.0%} of the env ceiling")  # fmt: skip
 
 
 def bench_memory() -> None:
@@ -189,7 +211,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="*", default=["env", "learner", "e2e", "memory"])
     parser.add_argument("--device", default="cuda" if th.cuda.is_available() else "cpu")
-    parser.add_argument("--n-envs", type=int, default=min(16, os.cpu_count() or 1))
+    parser.add_argument("--n-envs", type=int, nargs="+", default=[min(16, os.cpu_count() or 1)],
+                        help="end to end: one set of rows (ceiling, SB3, ours) for each number of envs")  # fmt: skip
+    parser.add_argument("--modes", nargs="+", default=["async"], choices=["async", "lockstep"],
+                        help="end to end: ours with async_envs, lock-step, or both")  # fmt: skip
     parser.add_argument("--seconds", type=float, default=60, help="wall-clock per end-to-end run")
     parser.add_argument("--updates", type=int, default=500, help="updates per learner timing")
     parser.add_argument("--profile", action="store_true", help="print where the trainer's time goes (ours, e2e)")
@@ -203,7 +228,8 @@ def main() -> None:
     if "learner" in args.only:
         bench_learner(args.device, args.updates)
     if "e2e" in args.only:
-        bench_e2e(args.device, args.n_envs, args.seconds)
+        for n_envs in args.n_envs:
+            bench_e2e(args.device, n_envs, args.seconds, args.modes)
     if "memory" in args.only:
         bench_memory()
     print(f"\n| what ({card}) | sb3-mario | baseline | ratio |\n| --- | --- | --- | --- |")

@@ -55,13 +55,14 @@ _mario_native: &mario_native
 """
 
 # DoubleDQN uses the fast path: frames stored once (kept on the GPU when there is one), 3-step returns,
-# each gradient step one CUDA graph, taken while the envs step.
+# each gradient step one CUDA graph, taken while the envs step; each env worker served as soon as its step arrives.
 DDQN = """\
   policy_kwargs: "dict(features_extractor_class=sb3_mario.MarioCNN)"
   replay_buffer_class: sb3_mario.FrameReplayBuffer
   replay_buffer_kwargs: "dict(n_steps=3, gamma=0.9, storage_device='auto')"
   cuda_graph: True
   overlap_env_step: True
+  async_envs: True
 """
 # The baselines use SB3's own replay buffer (half the memory with optimize_memory_usage) and 1-step returns.
 BASELINE = """\

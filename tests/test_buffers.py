@@ -3,12 +3,16 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch as th
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
 
 from sb3_mario import DoubleDQN, make_mario_env
 from sb3_mario.buffers import FrameReplayBuffer
+
+#: "cpu" takes the code path of storage_device="cuda" (pinned staging aside); "cuda" runs only on a GPU machine
+STORAGE = [None, "cpu", pytest.param("cuda", marks=pytest.mark.skipif(not th.cuda.is_available(), reason="no GPU"))]
 
 
 class FlickerEnv(gym.Env):
@@ -61,12 +65,12 @@ def assert_same_samples(reference, ours, batch_size: int = 64, seed: int = 1):
             if a is None:
                 assert b is None, name
             else:
-                assert np.array_equal(a.numpy(), b.numpy()), name
+                assert np.array_equal(a.numpy(), b.cpu().numpy()), name
 
 
 @pytest.mark.parametrize("n_envs, steps, buffer_size", [(1, 50, 200), (3, 90, 300), (2, 700, 200), (4, 333, 100)])
 @pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("storage_device", [None, "cpu"])  # "cpu": the code path of storage_device="cuda"
+@pytest.mark.parametrize("storage_device", STORAGE)
 def test_samples_equal_sb3_replay_buffer(n_envs, steps, buffer_size, channels, storage_device):
     env = fill_both([], n_envs, 0, channels)  # only for its spaces
     spaces = (env.observation_space, env.action_space)
@@ -86,7 +90,7 @@ def test_samples_equal_sb3_replay_buffer(n_envs, steps, buffer_size, channels, s
 
 
 @pytest.mark.parametrize("n_steps", [2, 3, 5])
-@pytest.mark.parametrize("storage_device", [None, "cpu"])
+@pytest.mark.parametrize("storage_device", STORAGE)
 def test_n_step_samples_equal_sb3_n_step_buffer(n_steps, storage_device):
     env = fill_both([], 2, 0)
     spaces = (env.observation_space, env.action_space)

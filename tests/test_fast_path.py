@@ -9,6 +9,7 @@ from stable_baselines3.common.envs import FakeImageEnv
 
 from sb3_mario import DoubleDQN, MarioCNN, make_mario_env
 from sb3_mario.buffers import FrameReplayBuffer
+from sb3_mario.ddqn.ddqn import SAMPLE_CHUNK, slice_samples
 from sb3_mario.ddqn.graph import GraphedUpdate
 from sb3_mario.ddqn.overlap import OverlapVecEnv
 
@@ -39,6 +40,32 @@ def test_graphed_update_equals_train_on_the_same_batches(n_steps):
     for (name, a), b in zip(plain.policy.state_dict().items(), fast.policy.state_dict().values(), strict=True):
         assert th.allclose(a, b, rtol=1e-5, atol=1e-7), name
     assert plain.logger.name_to_value["train/loss"] == pytest.approx(fast.logger.name_to_value["train/loss"], rel=1e-5)
+    assert not th.equal(before["q_net.q_net.0.weight"], plain.policy.state_dict()["q_net.q_net.0.weight"])
+
+
+@pytest.mark.parametrize("n_steps", [1, 3])
+def test_batches_drawn_together_give_the_same_steps_as_their_slices(n_steps):
+    # on a GPU, cuda_graph=True draws SAMPLE_CHUNK batches per replay-buffer call: each step must be the plain
+    # step on its slice of that draw
+    plain = filled_model(n_steps=n_steps)
+    fast = filled_model(n_steps=n_steps, cuda_graph=True)
+    fast.policy.load_state_dict(plain.policy.state_dict())
+    fast.replay_buffer = copy.deepcopy(plain.replay_buffer)
+    fast._sample_chunk = lambda: SAMPLE_CHUNK  # type: ignore[method-assign]  # as under a CUDA graph
+    np.random.seed(7)
+    drawn = plain.replay_buffer.sample(SAMPLE_CHUNK * 32)
+    slices = [slice_samples(drawn, 32 * k, 32 * (k + 1)) for k in range(SAMPLE_CHUNK)]
+    plain.replay_buffer.sample = lambda batch_size, env=None: slices.pop(0)  # type: ignore[method-assign]
+    calls = []
+    sample = fast.replay_buffer.sample
+    fast.replay_buffer.sample = lambda batch_size, env=None: calls.append(batch_size) or sample(batch_size, env)  # type: ignore[method-assign]
+    before = {k: v.clone() for k, v in plain.policy.state_dict().items()}
+    np.random.seed(7)
+    fast.train(gradient_steps=SAMPLE_CHUNK, batch_size=32)
+    plain.train(gradient_steps=SAMPLE_CHUNK, batch_size=32)
+    assert calls == [SAMPLE_CHUNK * 32] and not slices
+    for (name, a), b in zip(plain.policy.state_dict().items(), fast.policy.state_dict().values(), strict=True):
+        assert th.allclose(a, b, rtol=1e-5, atol=1e-7), name
     assert not th.equal(before["q_net.q_net.0.weight"], plain.policy.state_dict()["q_net.q_net.0.weight"])
 
 

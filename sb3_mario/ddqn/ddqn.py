@@ -1,5 +1,6 @@
 import io
 import pathlib
+import warnings
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -7,13 +8,15 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.save_util import save_to_pkl
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 from stable_baselines3.dqn import DQN
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, MultiInputPolicy
 from torch.nn import functional as F
 
 from sb3_mario.cnn import MarioCNN
+from sb3_mario.ddqn.actors import AsyncEnvs, StepResult, async_layers
 from sb3_mario.ddqn.graph import GraphedUpdate, set_learning_rate
 from sb3_mario.ddqn.overlap import OverlapVecEnv
 from sb3_mario.saving import (
@@ -27,6 +30,9 @@ from sb3_mario.saving import (
 SelfDoubleDQN = TypeVar("SelfDoubleDQN", bound="DoubleDQN")
 #: with cuda_graph=True, train/loss is the mean loss over this many train() calls (a host sync each time)
 GRAPH_LOSS_EVERY = 50
+#: with cuda_graph=True on a GPU, gradient steps draw their batches this many at a time: one replay-buffer call
+#: and one host-to-device copy for all, the same distribution as one call per step (other random draws)
+SAMPLE_CHUNK = 4
 
 
 class DoubleDQN(DQN):
@@ -81,6 +87,8 @@ class DoubleDQN(DQN):
         the same update, see :mod:`sb3_mario.ddqn.graph`). Needs a capturable optimizer (Adam, the default).
     :param overlap_env_step: take the gradient steps while the env workers step (worth it with
         ``SubprocVecEnv``; see :mod:`sb3_mario.ddqn.overlap`): updates see the buffer one vec-env step late
+    :param async_envs: serve each ``SubprocVecEnv`` worker as soon as its step arrives instead of waiting for
+        all of them (see :mod:`sb3_mario.ddqn.actors`); implies ``overlap_env_step``
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -120,9 +128,13 @@ class DoubleDQN(DQN):
         _init_setup_model: bool = True,
         cuda_graph: bool = False,
         overlap_env_step: bool = False,
+        async_envs: bool = False,
     ) -> None:
         self.cuda_graph = cuda_graph
         self.overlap_env_step = overlap_env_step
+        self.async_envs = async_envs
+        self._taking_pending = False  # True while the deferred gradient steps run
+        self._channels_last = False  # set by _setup_model
         self._graphed: GraphedUpdate | None = None
         self._graphed_calls = self._graphed_steps = 0  # train() calls and gradient steps since the last loss read
         self._pending_gradient_steps = self._pending_batch_size = 0  # overlap_env_step: steps to take next
@@ -183,7 +195,7 @@ class DoubleDQN(DQN):
             ) from exc
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        if self.overlap_env_step and isinstance(self.env, OverlapVecEnv):
+        if isinstance(self.env, OverlapVecEnv | AsyncEnvs) and not self._taking_pending:
             # Run them while the envs take their next step
             self._pending_gradient_steps += gradient_steps
             self._pending_batch_size = batch_size
@@ -199,6 +211,7 @@ class DoubleDQN(DQN):
         for _ in range(gradient_steps):
             # Sample replay buffer
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            replay_data = channels_last(replay_data) if self._channels_last else replay_data
             # For n-step replay, discount factor is gamma**n_steps (when no early termination)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
 
@@ -244,8 +257,10 @@ class DoubleDQN(DQN):
         progress_bar: bool = False,
     ) -> SelfDoubleDQN:
         env_id = self._env_id()
-        if self.overlap_env_step and self.env is not None and not isinstance(self.env, OverlapVecEnv):
-            self.env = OverlapVecEnv(self.env, self._take_pending_gradient_steps)
+        self._wrap_training_env()
+        actors = self.env if isinstance(self.env, AsyncEnvs) else None
+        if actors is not None:
+            actors.act = self._explore
         try:
             super().learn(
                 total_timesteps=total_timesteps,
@@ -255,6 +270,9 @@ class DoubleDQN(DQN):
                 reset_num_timesteps=reset_num_timesteps,
                 progress_bar=progress_bar,
             )
+            if actors is not None:
+                for step in actors.drain():
+                    self._store_step(step)
             self._take_pending_gradient_steps()
             return self
         except (EOFError, BrokenPipeError, ConnectionResetError) as exc:
@@ -264,15 +282,68 @@ class DoubleDQN(DQN):
                 "Checkpoints saved so far are intact: resume from the latest one "
                 "(rl-zoo: -i <run>/rl_model_<steps>_steps.zip)."
             ) from exc
+        finally:
+            if actors is not None:
+                actors.abandon()  # nothing in flight after a drain; after an error, its workers may be gone
+                actors.act = None
 
-    def _take_pending_gradient_steps(self) -> None:
-        steps, self._pending_gradient_steps = self._pending_gradient_steps, 0
+    def _wrap_training_env(self) -> None:
+        # the fast paths wrap the training VecEnv once; they take the gradient steps while the envs step
+        if self.env is None or isinstance(self.env, OverlapVecEnv | AsyncEnvs):
+            return
+        if self.async_envs:
+            if async_layers(self.env) is not None:
+                self.env = AsyncEnvs(
+                    self.env,
+                    lambda: self._take_pending_gradient_steps(limit=SAMPLE_CHUNK),
+                    nice_workers=self.device.type == "cuda",
+                )
+                return
+            warnings.warn(
+                f"async_envs needs a SubprocVecEnv under VecFrameStack / VecTransposeImage only (got "
+                f"{type(self.env).__name__}); stepping the envs lock-step with overlap_env_step instead.",
+                stacklevel=3,
+            )
+        if self.overlap_env_step or self.async_envs:
+            self.env = OverlapVecEnv(self.env, self._take_pending_gradient_steps)
+
+    def _sample_action(
+        self, learning_starts: int, action_noise: Any = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(self.env, AsyncEnvs) and self.env.in_flight is not None:
+            # async envs: the actions of this step were picked and sent env by env
+            return self.env.in_flight, self.env.in_flight
+        return super()._sample_action(learning_starts, action_noise, n_envs)
+
+    def _explore(self, observations: np.ndarray) -> np.ndarray:
+        # SB3's _sample_action for one group of envs: random before learning_starts, then epsilon-greedy
+        if self.num_timesteps < self.learning_starts:
+            return np.array([self.action_space.sample() for _ in range(len(observations))])
+        return self.predict(observations, deterministic=False)[0]
+
+    def _store_step(self, step: StepResult) -> None:
+        # a vec-env step collected after learn's loop ended: stored and counted like the others
+        if self.replay_buffer is None:
+            return
+        actions, new_obs, rewards, dones, infos = step
+        self.num_timesteps += len(actions)
+        self._update_info_buffer(infos, dones)
+        self._store_transition(self.replay_buffer, actions, new_obs, rewards, dones, infos)
+        self._update_current_progress_remaining(self.num_timesteps, self._total_timesteps)
+        self._on_step()
+        self._episode_num += int(np.sum(dones))
+
+    def _take_pending_gradient_steps(self, limit: int | None = None) -> bool:
+        # the gradient steps that train() deferred (all of them, or at most limit); False if there were none
+        steps = self._pending_gradient_steps if limit is None else min(limit, self._pending_gradient_steps)
+        self._pending_gradient_steps -= steps
         if steps > 0:
-            overlap, self.overlap_env_step = self.overlap_env_step, False
+            self._taking_pending = True
             try:
                 self.train(steps, self._pending_batch_size)
             finally:
-                self.overlap_env_step = overlap
+                self._taking_pending = False
+        return steps > 0
 
     def _train_graphed(self, gradient_steps: int, batch_size: int) -> None:
         # Same update as train(), as one CUDA graph per gradient step (eager on CPU)
@@ -280,10 +351,16 @@ class DoubleDQN(DQN):
         self._update_learning_rate(self.policy.optimizer)
         if self._graphed is None:
             self._graphed = GraphedUpdate(self.policy, self.max_grad_norm)
-        for _ in range(gradient_steps):
-            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-            self._graphed(replay_data, discounts)
+        chunk = self._sample_chunk()
+        for start in range(0, gradient_steps, chunk):
+            steps = min(chunk, gradient_steps - start)
+            # the batches of the next `steps` gradient steps, drawn together
+            replay_data = self.replay_buffer.sample(batch_size * steps, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            for k in range(steps):
+                batch = slice_samples(replay_data, k * batch_size, (k + 1) * batch_size)
+                batch = channels_last(batch) if self._channels_last else batch
+                discounts = batch.discounts if batch.discounts is not None else self.gamma
+                self._graphed(batch, discounts)
         self._n_updates += gradient_steps
         self._graphed_steps += gradient_steps
         self._graphed_calls += 1
@@ -293,6 +370,10 @@ class DoubleDQN(DQN):
             self.logger.record("train/loss", (self._graphed.loss_sum / max(self._graphed_steps, 1)).item())
             self._graphed.loss_sum.zero_()
             self._graphed_steps = 0
+
+    def _sample_chunk(self) -> int:
+        # batches drawn per replay-buffer call: SAMPLE_CHUNK under a CUDA graph, else one (as SB3)
+        return SAMPLE_CHUNK if self._graphed is not None and self._graphed.use_graph else 1
 
     def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
         # As SB3, but in place: a learning rate held as a tensor (CUDA graph) must keep its storage
@@ -318,6 +399,10 @@ class DoubleDQN(DQN):
             )
             check_replay_memory(needed, self.buffer_size)
         super()._setup_model()
+        # On a CPU, convolutions run faster on channels-last tensors (weights and batches): same math
+        self._channels_last = self.device.type == "cpu" and is_image_space(self.observation_space)
+        if self._channels_last:
+            self.policy.to(memory_format=th.channels_last)
 
     def save(
         self,
@@ -384,6 +469,28 @@ class DoubleDQN(DQN):
             force_reset=force_reset,
             **kwargs,
         )
+
+
+def channels_last(samples: ReplayBufferSamples) -> ReplayBufferSamples:
+    """
+    :param samples: a batch from a replay buffer, with image observations ``(batch, C, H, W)``
+    :return: the same batch with its observations in channels-last memory order (same values)
+    """
+    return samples._replace(
+        observations=samples.observations.contiguous(memory_format=th.channels_last),
+        next_observations=samples.next_observations.contiguous(memory_format=th.channels_last),
+    )
+
+
+def slice_samples(samples: ReplayBufferSamples, start: int, stop: int) -> ReplayBufferSamples:
+    """
+    :param samples: a batch from a replay buffer
+    :param start: first sample to keep
+    :param stop: one past the last sample to keep
+    :return: the samples ``start:stop`` of every field (views, no copy)
+    """
+    fields = [None if field is None else field[start:stop] for field in samples]
+    return ReplayBufferSamples(*fields)  # type: ignore[arg-type]
 
 
 def check_hyperparameters(**values: Any) -> None:

@@ -20,7 +20,7 @@ class OverlapVecEnv(VecEnvWrapper):
     :param while_stepping: work to do while the envs step (the pending gradient steps)
     """
 
-    def __init__(self, venv: VecEnv, while_stepping: Callable[[], None]) -> None:
+    def __init__(self, venv: VecEnv, while_stepping: Callable[[], object]) -> None:
         super().__init__(venv)
         self.while_stepping = while_stepping
 

@@ -1,0 +1,128 @@
+"""DoubleDQN(async_envs=True) stores what SB3's lock-step loop stores, and leaves the env as it found it."""
+
+import os
+
+import numpy as np
+import pytest
+from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
+from test_buffers import FlickerEnv
+
+from sb3_mario import DoubleDQN, MarioCNN, make_mario_env
+from sb3_mario.buffers import FrameReplayBuffer
+from sb3_mario.ddqn.actors import WORKER_NICENESS, AsyncEnvs, _FrameStacks
+from sb3_mario.ddqn.overlap import OverlapVecEnv
+
+
+def obs_policy(obs, deterministic=False):
+    # an action that depends on the observation only, not on which other envs share the forward pass
+    return (obs.astype(np.int64).sum(axis=(1, 2, 3)) // 7) % 5, None
+
+
+def run(async_envs: bool, n_envs: int, steps: int, **kwargs):
+    env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=n_envs, seed=0, vec_env_cls="subproc")
+    model = DoubleDQN("CnnPolicy", env, buffer_size=2000, device="cpu", seed=0, async_envs=async_envs,
+                      replay_buffer_class=FrameReplayBuffer, policy_kwargs=dict(features_extractor_class=MarioCNN),
+                      **kwargs)  # fmt: skip
+    return env, model
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_frame_stacks_equal_vec_frame_stack(channels):
+    # one env at a time, in any order, the stacks (and terminal observations) equal SB3's VecFrameStack +
+    # VecTransposeImage stepping all envs together
+    n_envs = 3
+    sb3 = VecTransposeImage(VecFrameStack(DummyVecEnv([lambda: FlickerEnv(channels)] * n_envs), 4))
+    raw = DummyVecEnv([lambda: FlickerEnv(channels)] * n_envs)
+    sb3.seed(0)
+    raw.seed(0)
+    sb3.reset()
+    raw.reset()
+    stacks = _FrameStacks([sb3.venv, sb3])
+    stacks.start(sb3.venv)
+    rng = np.random.default_rng(0)
+    ends = 0
+    for _ in range(120):
+        actions = rng.integers(0, 3, n_envs)
+        expected, _, dones, expected_infos = sb3.step(actions)
+        frames, _, raw_dones, infos = raw.step(actions)
+        assert np.array_equal(dones, raw_dones)
+        for i in rng.permutation(n_envs):
+            got = stacks.update(int(i), frames[i], bool(dones[i]), infos[i])
+            assert np.array_equal(got[0], expected[i])
+            if dones[i]:
+                ends += 1
+                assert np.array_equal(infos[i]["terminal_observation"], expected_infos[i]["terminal_observation"])
+    assert ends > 5
+    # handed back, the whole VecEnv steps on from the same stacks
+    stacks.stacks[...] = expected
+    sb3.venv.stacked_obs.stacked_obs[...] = 0
+    stacks.hand_back()
+    assert np.array_equal(sb3.venv.stacked_obs.stacked_obs.transpose(0, 3, 1, 2), expected)
+
+
+def test_frame_stacks_reject_channel_last_stacks_without_transpose():
+    env = VecFrameStack(DummyVecEnv([lambda: FlickerEnv(1)]), 4)
+    with pytest.raises(ValueError, match="async_envs=False"):
+        _FrameStacks([env])
+
+
+def test_async_envs_store_the_lock_step_transitions():
+    results = []
+    for async_envs in (False, True):
+        env, model = run(async_envs, n_envs=3, steps=450, learning_starts=0, gradient_steps=0)
+        model.predict = obs_policy  # type: ignore[method-assign]
+        model.learn(450)
+        assert isinstance(model.env, AsyncEnvs) == async_envs
+        buffer = model.replay_buffer
+        rows = np.arange(buffer.pos)
+        obs = [buffer.observations_at(rows, np.full_like(rows, e)) for e in range(3)]
+        results.append((buffer.pos, buffer.actions[rows].copy(), buffer.rewards[rows].copy(),
+                        buffer.dones[rows].copy(), obs))  # fmt: skip
+        env.close()
+    (pos, *lock_step), (async_pos, *async_) = results
+    # the async loop collects (and stores) the steps in flight when learn ends: a row or two more
+    assert pos < async_pos <= pos + 2 and lock_step[2].sum() >= 1
+    for expected, got in zip(lock_step[:3], async_[:3], strict=True):
+        assert np.array_equal(expected, got[:pos])
+    for (obs, next_obs), (async_obs, async_next_obs) in zip(lock_step[3], async_[3], strict=True):
+        assert np.array_equal(obs, async_obs[:pos]) and np.array_equal(next_obs, async_next_obs[:pos])
+
+
+def test_async_envs_train_and_hand_the_env_back():
+    counts = []
+    for async_envs in (False, True):
+        env, model = run(async_envs, n_envs=2, steps=200, learning_starts=40, train_freq=1, gradient_steps=1)
+        model.learn(200)
+        counts.append(model._n_updates)
+        if async_envs:
+            assert model.env.in_flight is None
+            # a learner on the CPU shares the cores with the workers at the same priority
+            own = os.getpriority(os.PRIO_PROCESS, 0)
+            assert all(os.getpriority(os.PRIO_PROCESS, p.pid) == own for p in env.processes)
+            # stepped lock-step again, every env's stack shifts by one frame from the last observation
+            last = model._last_obs.copy()
+            obs, _, dones, _ = model.env.step(np.zeros(2, dtype=np.int64))
+            for i in np.flatnonzero(~dones):
+                assert np.array_equal(obs[i, :-1], last[i, 1:])
+            model._last_obs = obs
+            model.learn(100, reset_num_timesteps=False)
+            assert model.num_timesteps >= 300 and model.env.in_flight is None
+        env.close()
+    assert counts[0] == counts[1] > 50
+
+
+def test_workers_yield_their_cores_to_a_gpu_trainer():
+    env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=2, seed=0, vec_env_cls="subproc")
+    AsyncEnvs(VecTransposeImage(env), train_some=lambda: False, nice_workers=True)
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    assert all(os.getpriority(os.PRIO_PROCESS, p.pid) >= own + WORKER_NICENESS for p in env.processes)
+    env.close()
+
+
+def test_async_envs_fall_back_to_lock_step_without_subprocesses():
+    env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=2, seed=0)
+    model = DoubleDQN("CnnPolicy", env, buffer_size=200, learning_starts=1000, device="cpu", async_envs=True)
+    with pytest.warns(UserWarning, match="async_envs needs a SubprocVecEnv"):
+        model.learn(20)
+    assert isinstance(model.env, OverlapVecEnv)
+    env.close()
