@@ -111,8 +111,9 @@ class GraphedUpdate:
 
 def make_optimizer_capturable(optimizer: th.optim.Optimizer, device: th.device) -> None:
     """
-    Let a PyTorch optimizer run inside a CUDA graph: ``capturable=True``, the learning rate as a device tensor
-    (so a schedule can change it between replays), step counters on the device.
+    Let a PyTorch optimizer run inside a CUDA graph: ``capturable=True``, the fused implementation where there is
+    one (else ``foreach``), the learning rate as a device tensor (so a schedule can change it between replays),
+    step counters on the device.
 
     :param optimizer: an optimizer with a ``capturable`` option (Adam, AdamW, RMSprop, ...)
     :param device: the CUDA device
@@ -124,7 +125,10 @@ def make_optimizer_capturable(optimizer: th.optim.Optimizer, device: th.device) 
                 "cuda_graph=False."
             )
         group["capturable"] = True
-        group["foreach"] = True
+        if "fused" in group:  # Adam, AdamW: one kernel for every parameter's update
+            group["fused"], group["foreach"] = True, False
+        else:
+            group["foreach"] = True
         if not isinstance(group["lr"], th.Tensor):
             group["lr"] = th.tensor(float(group["lr"]), device=device)
     for state in optimizer.state.values():
