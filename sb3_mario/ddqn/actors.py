@@ -12,10 +12,11 @@ CPU uses every core itself, and the workers keep their priority.
 
 Replay rows, callbacks, ``num_timesteps`` and the exploration schedule stay per vec-env step (all envs):
 the row of step ``t`` is stored once every env has returned step ``t``, as SB3 stores it. Two things differ
-from SB3's loop, as with ``overlap_env_step``: an env's action for step ``t + 1`` is picked (by the weights
-and the exploration rate of that moment) before step ``t`` is stored, and epsilon-greedy draws "explore or
-not" once per batch of envs served together instead of once per vec-env step. When ``learn`` ends, the
-steps in flight are collected and stored (the envs behind step up to the others), so no env is left mid-step.
+from SB3's loop, as with ``overlap_env_step``: an env's actions for its next steps (up to two ahead) are
+picked, by the weights and the exploration rate of that moment, before step ``t`` is stored, and
+epsilon-greedy draws "explore or not" once per batch of envs served together instead of once per vec-env
+step. When ``learn`` ends, the steps in flight are collected and stored (the envs behind step up to the
+others), so no env is left mid-step.
 """
 
 import os
