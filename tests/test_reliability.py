@@ -166,6 +166,8 @@ def test_a_crashed_env_worker_names_the_env_and_step_and_checkpoints_stay_usable
         model.learn(1000, callback=[checkpoints, kill])
     latest = max(tmp_path.glob("ckpt_*_steps.zip"), key=lambda p: int(p.stem.split("_")[1]))
     assert DoubleDQN.load(latest).num_timesteps == int(latest.stem.split("_")[1])
+    for process in env.unwrapped.processes:  # the surviving worker, which close() could not reach
+        process.kill()
 
 
 def run_zoo(*args: str, cwd: Path) -> subprocess.CompletedProcess:
