@@ -70,9 +70,7 @@ def main() -> None:
     AsyncEnvs._send = timed("AsyncEnvs._send (pipe)", AsyncEnvs._send)
     actors._FrameStacks.update = timed("frame stacks (async)", actors._FrameStacks.update)
     actors.wait = timed("connection.wait (async)", actors.wait)
-    venv = model.env
-    while hasattr(venv, "venv"):
-        venv = venv.venv
+    venv = model.env.unwrapped
     for method in ("predict", "_store_transition", "_take_pending_gradient_steps", "_on_step",
                    "_update_info_buffer", "_sample_action", "_explore"):  # fmt: skip
         setattr(model, method, timed(f"DoubleDQN.{method}", getattr(model, method)))

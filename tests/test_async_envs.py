@@ -18,7 +18,7 @@ def obs_policy(obs, deterministic=False):
     return (obs.astype(np.int64).sum(axis=(1, 2, 3)) // 7) % 5, None
 
 
-def run(async_envs: bool, n_envs: int, steps: int, **kwargs):
+def run(async_envs: bool, n_envs: int, **kwargs):
     env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=n_envs, seed=0, vec_env_cls="subproc")
     model = DoubleDQN("CnnPolicy", env, buffer_size=2000, device="cpu", seed=0, async_envs=async_envs,
                       replay_buffer_class=FrameReplayBuffer, policy_kwargs=dict(features_extractor_class=MarioCNN),
@@ -69,7 +69,7 @@ def test_frame_stacks_reject_channel_last_stacks_without_transpose():
 def test_async_envs_store_the_lock_step_transitions():
     results = []
     for async_envs in (False, True):
-        env, model = run(async_envs, n_envs=3, steps=450, learning_starts=0, gradient_steps=0)
+        env, model = run(async_envs, n_envs=3, learning_starts=0, gradient_steps=0)
         model.predict = obs_policy  # type: ignore[method-assign]
         model.learn(450)
         assert isinstance(model.env, AsyncEnvs) == async_envs
@@ -91,7 +91,7 @@ def test_async_envs_store_the_lock_step_transitions():
 def test_async_envs_train_and_hand_the_env_back():
     counts = []
     for async_envs in (False, True):
-        env, model = run(async_envs, n_envs=2, steps=200, learning_starts=40, train_freq=1, gradient_steps=1)
+        env, model = run(async_envs, n_envs=2, learning_starts=40, train_freq=1, gradient_steps=1)
         model.learn(200)
         counts.append(model._n_updates)
         if async_envs:

@@ -52,14 +52,15 @@ def async_layers(venv: VecEnv) -> tuple[SubprocVecEnv, list[VecEnvWrapper]] | No
     return (venv, layers) if isinstance(venv, SubprocVecEnv) else None
 
 
-def lower_priority(pid: int | None, niceness: int) -> None:
+def lower_priority(pid: int | None, by: int) -> None:
     """
-    Let process ``pid`` run at ``niceness`` at least (a no-op where the OS does not allow it).
+    Let process ``pid`` run at least ``by`` nicer than this one (a no-op where the OS does not allow it).
 
     :param pid: process id
-    :param niceness: the niceness to reach (higher: lower priority)
+    :param by: how much higher its niceness should be than this process's (higher: lower priority)
     """
     try:
+        niceness = os.getpriority(os.PRIO_PROCESS, 0) + by
         if pid is not None and os.getpriority(os.PRIO_PROCESS, pid) < niceness:
             os.setpriority(os.PRIO_PROCESS, pid, niceness)
     except (OSError, AttributeError):  # no such process, not permitted, or no setpriority on this OS
@@ -161,7 +162,7 @@ class AsyncEnvs(VecEnvWrapper):
         self.train_some = train_some
         self.ahead = ahead
         for process in self.base.processes if nice_workers else []:
-            lower_priority(process.pid, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS)
+            lower_priority(process.pid, WORKER_NICENESS)
         #: picks the actions of some envs from their observations; set by DoubleDQN.learn, None outside it
         self.act: Callable[[np.ndarray], np.ndarray] | None = None
         self._started = False  # the stacks are ours (taken from the whole VecEnv)
@@ -184,9 +185,10 @@ class AsyncEnvs(VecEnvWrapper):
     def step_async(self, actions: np.ndarray) -> None:
         if self.act is None:
             return self.venv.step_async(actions)
-        if self._started and self.in_flight is not None:
+        sent = self.in_flight if self._started else None
+        if sent is not None:
             # sent env by env during the previous step_wait
-            assert np.array_equal(actions, self.in_flight), "with async_envs, a step's actions are those already sent"
+            assert np.array_equal(actions, sent), "with async_envs, a step's actions are those already sent"
             return
         if not self._started:
             self.stacks.start(self.venv)

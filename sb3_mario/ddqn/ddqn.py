@@ -310,9 +310,10 @@ class DoubleDQN(DQN):
     def _sample_action(
         self, learning_starts: int, action_noise: Any = None, n_envs: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
-        if isinstance(self.env, AsyncEnvs) and self.env.in_flight is not None:
+        sent = self.env.in_flight if isinstance(self.env, AsyncEnvs) else None
+        if sent is not None:
             # async envs: the actions of this step were picked and sent env by env
-            return self.env.in_flight, self.env.in_flight
+            return sent, sent
         return super()._sample_action(learning_starts, action_noise, n_envs)
 
     def _explore(self, observations: np.ndarray) -> np.ndarray:
