@@ -1,6 +1,6 @@
 """Speed of sb3-mario's fast path against SB3's DQN, measured in one process on one machine.
 
-    python benchmarks/speed.py --n-envs 16 32 --modes async lockstep   # the README's table (GPU box)
+    python benchmarks/speed.py --n-envs 16 32 --repeats 3 --seconds 20   # the README's table (GPU box)
     python benchmarks/speed.py --only learner env                       # a subset: env, learner, e2e, memory
 
 Prints one table: env pipeline per process vs the raw emulator; learner updates/s at batch 32 (SB3
@@ -109,7 +109,7 @@ def bench_learner(device: str, updates: int) -> None:
         fast = dict(
             cuda_graph=True,
             replay_buffer_class=FrameReplayBuffer,
-            replay_buffer_kwargs=dict(storage_device=device, n_steps=n_steps, gamma=0.9),
+            replay_buffer_kwargs=dict(storage_device="auto", n_steps=n_steps, gamma=0.9),
         )
         ours = filled(DoubleDQN, device, gamma=0.9, policy_kwargs=dict(features_extractor_class=MarioCNN), **fast)
         sb3_rate, our_rate = time_train(sb3, updates), time_train(ours, updates)
@@ -149,6 +149,8 @@ class Rate(BaseCallback):
         return True
 
     def rate(self) -> float:
+        if self.t0 == 0.0:
+            return float("nan")  # the run ended before the warm-up did
         return (self.num_timesteps - self.n0) / (time.perf_counter() - self.t0)
 
 
@@ -178,23 +180,36 @@ def e2e(algorithm, n_envs: int, seconds: float, device: str, **kwargs) -> float:
     return callback.rate()
 
 
-def bench_e2e(device: str, n_envs: int, seconds: float, modes: list[str]) -> None:
+def spread(rates: list[float]) -> str:
+    # the median of the runs, and their range when there are several
+    median = float(np.median(rates))
+    return f"{median:.0f}" + (f" ({min(rates):.0f}-{max(rates):.0f})" if len(rates) > 1 else "")
+
+
+def bench_e2e(device: str, n_envs: int, seconds: float, modes: list[str], repeats: int) -> None:
     ceiling = bench_ceiling(n_envs, seconds=10)
-    sb3 = e2e(DQN, n_envs, seconds, device, optimize_memory_usage=True,
-              replay_buffer_kwargs=dict(handle_timeout_termination=False))  # fmt: skip
+    rates: dict[str, list[float]] = {mode: [] for mode in ["sb3", *modes]}
+    for _ in range(repeats):  # interleaved, so that a slow spell of the machine hits both
+        rates["sb3"].append(e2e(DQN, n_envs, seconds, device, optimize_memory_usage=True,
+                                replay_buffer_kwargs=dict(handle_timeout_termination=False)))  # fmt: skip
+        for mode in modes:
+            fast = dict(
+                cuda_graph=True,
+                overlap_env_step=True,
+                async_envs=mode == "async",
+                replay_buffer_class=FrameReplayBuffer,
+                replay_buffer_kwargs=dict(storage_device="auto"),  # the GPU if any, as the zoo config
+            )
+            kwargs = dict(policy_kwargs=dict(features_extractor_class=MarioCNN), **fast)
+            rates[mode].append(e2e(DoubleDQN, n_envs, seconds, device, **kwargs))
+    sb3 = float(np.median(rates["sb3"]))
+    runs = f"median of {repeats} runs (range)" if repeats > 1 else "one run"
     for mode in modes:
-        fast = dict(
-            cuda_graph=True,
-            overlap_env_step=True,
-            async_envs=mode == "async",
-            replay_buffer_class=FrameReplayBuffer,
-            replay_buffer_kwargs=dict(storage_device=device),
-        )
-        ours = e2e(DoubleDQN, n_envs, seconds, device, policy_kwargs=dict(features_extractor_class=MarioCNN), **fast)
+        ours = float(np.median(rates[mode]))
         how = "async envs" if mode == "async" else "lock-step"
-        row(f"end to end, {n_envs} subprocess envs, 1 update / 4 transitions, ours {how} (agent steps/s)",
-            f"{ours:.0f}", f"{sb3:.0f} (SB3 DQN)", f"{ours / sb3:.2f}x; ours {ours / ceiling:.0%} and SB3 "
-            f"{sb3 / ceiling:.0%} of the env ceiling")  # fmt: skip
+        row(f"end to end, {n_envs} subprocess envs, 1 update / 4 transitions, ours {how} (agent steps/s, {runs})",
+            spread(rates[mode]), f"{spread(rates['sb3'])} (SB3 DQN)", f"{ours / sb3:.2f}x; ours {ours / ceiling:.0%} "
+            f"and SB3 {sb3 / ceiling:.0%} of the env ceiling")  # fmt: skip
 
 
 def bench_memory() -> None:
@@ -216,6 +231,7 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["async"], choices=["async", "lockstep"],
                         help="end to end: ours with async_envs, lock-step, or both")  # fmt: skip
     parser.add_argument("--seconds", type=float, default=60, help="wall-clock per end-to-end run")
+    parser.add_argument("--repeats", type=int, default=1, help="end-to-end runs of each (median and range)")
     parser.add_argument("--updates", type=int, default=500, help="updates per learner timing")
     parser.add_argument("--profile", action="store_true", help="print where the trainer's time goes (ours, e2e)")
     args = parser.parse_args()
@@ -229,7 +245,7 @@ def main() -> None:
         bench_learner(args.device, args.updates)
     if "e2e" in args.only:
         for n_envs in args.n_envs:
-            bench_e2e(args.device, n_envs, args.seconds, args.modes)
+            bench_e2e(args.device, n_envs, args.seconds, args.modes, args.repeats)
     if "memory" in args.only:
         bench_memory()
     print(f"\n| what ({card}) | sb3-mario | baseline | ratio |\n| --- | --- | --- | --- |")

@@ -1,9 +1,12 @@
 """DoubleDQN(async_envs=True) stores what SB3's lock-step loop stores, and leaves the env as it found it."""
 
 import os
+import warnings
 
 import numpy as np
 import pytest
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
 from test_buffers import FlickerEnv
 
@@ -66,12 +69,25 @@ def test_frame_stacks_reject_channel_last_stacks_without_transpose():
         _FrameStacks([env])
 
 
+class TalksToWorkers(BaseCallback):
+    """Calls the workers each step, as a user's logging callback might (with async envs, steps are in flight)."""
+
+    def _on_step(self) -> bool:
+        env = self.training_env
+        assert [spec.id for spec in env.get_attr("spec")] == ["SuperMarioBros-1-1-v0"] * env.num_envs
+        env.set_attr("probe", self.num_timesteps, indices=[1])
+        assert env.env_method("get_wrapper_attr", "probe", indices=1) == [self.num_timesteps]
+        assert env.env_is_wrapped(Monitor) == [True] * env.num_envs
+        return True
+
+
 def test_async_envs_store_the_lock_step_transitions():
+    # ... with a callback that calls the workers between steps
     results = []
     for async_envs in (False, True):
         env, model = run(async_envs, n_envs=3, learning_starts=0, gradient_steps=0)
         model.predict = obs_policy  # type: ignore[method-assign]
-        model.learn(450)
+        model.learn(450, callback=TalksToWorkers())
         assert isinstance(model.env, AsyncEnvs) == async_envs
         buffer = model.replay_buffer
         rows = np.arange(buffer.pos)
@@ -80,12 +96,43 @@ def test_async_envs_store_the_lock_step_transitions():
                         buffer.dones[rows].copy(), obs))  # fmt: skip
         env.close()
     (pos, *lock_step), (async_pos, *async_) = results
-    # the async loop collects (and stores) the steps in flight when learn ends: a row or two more
-    assert pos < async_pos <= pos + 2 and lock_step[2].sum() >= 1
+    # learn ends where SB3's loop ends (whole rollouts of train_freq=4 steps), an episode end seen on the way
+    assert pos == async_pos == 152 and lock_step[2].sum() >= 1
     for expected, got in zip(lock_step[:3], async_[:3], strict=True):
-        assert np.array_equal(expected, got[:pos])
+        assert np.array_equal(expected, got)
     for (obs, next_obs), (async_obs, async_next_obs) in zip(lock_step[3], async_[3], strict=True):
-        assert np.array_equal(obs, async_obs[:pos]) and np.array_equal(next_obs, async_next_obs[:pos])
+        assert np.array_equal(obs, async_obs) and np.array_equal(next_obs, async_next_obs)
+
+
+class StopAt(BaseCallback):
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
+
+    def _on_step(self) -> bool:
+        return self.num_timesteps < self.step
+
+
+def test_a_callback_that_stops_learn_leaves_no_step_in_flight():
+    # the envs ran ahead of the step where the callback stopped learn: that step and the ones in flight are
+    # stored (SB3 counts the stopping step without storing it), one replay row per vec-env step
+    env, model = run(True, n_envs=3, learning_starts=0, gradient_steps=0)
+    model.predict = obs_policy  # type: ignore[method-assign]
+    model.learn(900, callback=StopAt(150))
+    assert model.env.in_flight is None
+    assert model.num_timesteps > 150 and model.replay_buffer.pos == model.num_timesteps // 3
+    reference, lock_step = run(False, n_envs=3, learning_starts=0, gradient_steps=0)
+    lock_step.predict = obs_policy  # type: ignore[method-assign]
+    lock_step.learn(model.num_timesteps)
+    rows = np.arange(model.replay_buffer.pos)
+    assert np.array_equal(model.replay_buffer.actions[rows], lock_step.replay_buffer.actions[rows])
+    for e in range(3):
+        envs = np.full_like(rows, e)
+        for got, expected in zip(model.replay_buffer.observations_at(rows, envs),
+                                 lock_step.replay_buffer.observations_at(rows, envs), strict=True):  # fmt: skip
+            assert np.array_equal(got, expected)
+    env.close()
+    reference.close()
 
 
 def test_async_envs_train_and_hand_the_env_back():
@@ -109,6 +156,19 @@ def test_async_envs_train_and_hand_the_env_back():
             assert model.num_timesteps >= 300 and model.env.in_flight is None
         env.close()
     assert counts[0] == counts[1] > 50
+
+
+@pytest.mark.parametrize("fast_path", ["async_envs", "overlap_env_step"])
+def test_callbacks_see_the_training_env_as_given(fast_path):
+    # SB3's EvalCallback compares the training env's type with its eval env's: the fast path's wrapper is not
+    # what it sees
+    env, model = run(fast_path == "async_envs", n_envs=2, learning_starts=1000, overlap_env_step=True)
+    eval_env = VecTransposeImage(make_mario_env("SuperMarioBros-1-1-v0", n_envs=1, seed=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # "Training and eval env are not of the same type"
+        model.learn(40, callback=EvalCallback(eval_env, eval_freq=10**6))
+    assert isinstance(model.env, AsyncEnvs | OverlapVecEnv) and model.get_env() is model.env.venv
+    env.close()
 
 
 def test_workers_yield_their_cores_to_a_gpu_trainer():

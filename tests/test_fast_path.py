@@ -14,10 +14,11 @@ from sb3_mario.ddqn.graph import GraphedUpdate
 from sb3_mario.ddqn.overlap import OverlapVecEnv
 
 
-def filled_model(**kwargs) -> DoubleDQN:
+def filled_model(policy_kwargs: dict | None = None, **kwargs) -> DoubleDQN:
     env = FakeImageEnv(n_channels=4, screen_height=48, screen_width=48, discrete=True)
+    policy_kwargs = dict(features_extractor_class=MarioCNN, **(policy_kwargs or {}))
     model = DoubleDQN("CnnPolicy", env, buffer_size=500, learning_starts=10_000, device="cpu", seed=0,
-                      policy_kwargs=dict(features_extractor_class=MarioCNN), **kwargs)  # fmt: skip
+                      policy_kwargs=policy_kwargs, **kwargs)  # fmt: skip
     model.learn(300)  # fills the buffer, no gradient step yet
     return model
 
@@ -103,3 +104,27 @@ def test_cuda_graph_needs_a_capturable_optimizer():
 
     with pytest.raises(ValueError, match="cannot run inside a CUDA graph"):
         make_optimizer_capturable(th.optim.SGD([th.zeros(1, requires_grad=True)], lr=0.1), th.device("cpu"))
+
+
+def test_adam_is_fused_unless_the_user_chose_and_updates_like_the_per_tensor_adam(tmp_path):
+    fused = filled_model()
+    assert fused.policy.optimizer.param_groups[0]["fused"] is True
+    per_tensor = filled_model(policy_kwargs=dict(optimizer_kwargs=dict(foreach=False)))
+    group = per_tensor.policy.optimizer.param_groups[0]
+    assert group["fused"] is None and group["foreach"] is False  # the user's choice stands
+    # same weights, same batches: the same update, up to float rounding
+    per_tensor.policy.load_state_dict(fused.policy.state_dict())
+    per_tensor.replay_buffer = copy.deepcopy(fused.replay_buffer)
+    before = {k: v.clone() for k, v in fused.policy.state_dict().items()}
+    for model in (fused, per_tensor):
+        np.random.seed(3)
+        model.train(gradient_steps=5, batch_size=32)
+    for (name, a), b in zip(fused.policy.state_dict().items(), per_tensor.policy.state_dict().values(), strict=True):
+        assert th.allclose(a, b, rtol=1e-5, atol=1e-7), name
+    assert not th.equal(before["q_net.q_net.0.weight"], fused.policy.state_dict()["q_net.q_net.0.weight"])
+    # saved and loaded, it stays fused, with its Adam moments
+    fused.save(tmp_path / "model.zip")
+    loaded = DoubleDQN.load(tmp_path / "model.zip", device="cpu")
+    assert loaded.policy.optimizer.param_groups[0]["fused"] is True
+    state = next(iter(loaded.policy.optimizer.state.values()))
+    assert th.equal(state["exp_avg"], next(iter(fused.policy.optimizer.state.values()))["exp_avg"])

@@ -15,8 +15,14 @@ the row of step ``t`` is stored once every env has returned step ``t``, as SB3 s
 from SB3's loop, as with ``overlap_env_step``: an env's actions for its next steps (up to two ahead) are
 picked, by the weights and the exploration rate of that moment, before step ``t`` is stored, and
 epsilon-greedy draws "explore or not" once per batch of envs served together instead of once per vec-env
-step. When ``learn`` ends, the steps in flight are collected and stored (the envs behind step up to the
-others), so no env is left mid-step.
+step. No env is sent a step beyond the last one ``learn`` will take, so ``learn(total_timesteps)`` ends at
+the same ``num_timesteps`` as SB3's loop. When a callback stops it early, the stopping step (which SB3 counts
+but does not store) and the steps in flight are collected and stored (the envs behind step up to the others):
+no env is left mid-step, and the replay rows stay consecutive.
+
+A callback may call ``get_attr``, ``set_attr``, ``env_method``, ``env_is_wrapped`` or ``render`` on the
+training env (or on ``model.get_env()``) during ``learn``: the steps in flight return first (they are kept
+for their rows), then the workers answer the call.
 """
 
 import os
@@ -34,6 +40,8 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepR
 WORKER_NICENESS = 5
 #: the wrappers that may sit between ``SubprocVecEnv`` and the algorithm (rl-zoo's image pipeline)
 SUPPORTED_WRAPPERS = (VecFrameStack, VecTransposeImage)
+#: the ``SubprocVecEnv`` methods that send a worker a command other than a step (callbacks may call them)
+WORKER_COMMANDS = ("get_attr", "set_attr", "env_method", "env_is_wrapped", "get_images")
 StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]
 
 
@@ -141,10 +149,17 @@ class AsyncEnvs(VecEnvWrapper):
     :param train_some: takes a few of the pending gradient steps; returns False when none is pending
     :param ahead: how many steps an env may run ahead of the slowest one
     :param nice_workers: run the workers at a lower priority than this process (see the module)
+    :param rows_left: how many vec-env steps the algorithm will still take, the one being collected included
+        (``None``: not known); no env is sent a step beyond them, so ``learn`` ends with none in flight
     """
 
     def __init__(
-        self, venv: VecEnv, train_some: Callable[[], bool], ahead: int = 2, nice_workers: bool = False
+        self,
+        venv: VecEnv,
+        train_some: Callable[[], bool],
+        ahead: int = 2,
+        nice_workers: bool = False,
+        rows_left: Callable[[], int | None] | None = None,
     ) -> None:
         found = async_layers(venv)
         if found is None:
@@ -161,6 +176,7 @@ class AsyncEnvs(VecEnvWrapper):
         self.discrete = isinstance(venv.action_space, spaces.Discrete)
         self.train_some = train_some
         self.ahead = ahead
+        self.rows_left = rows_left
         for process in self.base.processes if nice_workers else []:
             lower_priority(process.pid, WORKER_NICENESS)
         #: picks the actions of some envs from their observations; set by DoubleDQN.learn, None outside it
@@ -169,6 +185,8 @@ class AsyncEnvs(VecEnvWrapper):
         self._sent: list[deque] = []  # per env: actions sent whose step is not yet in a returned row
         self._returned: list[deque] = []  # per env: (obs, reward, done, info) not yet in a returned row
         self._stepping = np.zeros(venv.num_envs, dtype=bool)  # per env: a step is in flight
+        #: the last vec-env step returned by step_wait, until the algorithm stores it (it sets this to None)
+        self.unstored_row: StepResult | None = None
 
     @property
     def in_flight(self) -> np.ndarray | None:
@@ -195,13 +213,20 @@ class AsyncEnvs(VecEnvWrapper):
             self._started = True
             self._sent = [deque() for _ in range(self.num_envs)]
             self._returned = [deque() for _ in range(self.num_envs)]
+            for name in WORKER_COMMANDS:  # until the hand-back, other commands wait for the steps in flight
+                setattr(self.base, name, self._after_steps(getattr(self.base, name)))
         for i in range(self.num_envs):
             self._send(i, actions[i : i + 1])
 
     def step_wait(self) -> VecEnvStepReturn:
         if self.act is None:
             return self.venv.step_wait()
-        obs, rewards, dones, infos = self._collect(sent_up_to=self.ahead + 1)[1:]
+        sent_up_to = self.ahead + 1
+        left = self.rows_left() if self.rows_left is not None else None
+        if left is not None:
+            sent_up_to = max(1, min(sent_up_to, left))  # no step beyond the algorithm's last one
+        self.unstored_row = self._collect(sent_up_to)
+        obs, rewards, dones, infos = self.unstored_row[1:]
         return obs, rewards, dones, infos
 
     def drain(self) -> list[StepResult]:
@@ -224,6 +249,26 @@ class AsyncEnvs(VecEnvWrapper):
         self._started = False
         self._sent, self._returned = [], []
         self._stepping[:] = False
+        self.unstored_row = None
+        for name in WORKER_COMMANDS:
+            self.base.__dict__.pop(name, None)  # the SubprocVecEnv's own methods again
+
+    def _after_steps(self, command: Callable[..., Any]) -> Callable[..., Any]:
+        # a SubprocVecEnv command that first receives the steps in flight: a worker answers in order, and its
+        # step must not be read as the command's answer
+        def call(*args: Any, **kwargs: Any) -> Any:
+            for i in np.flatnonzero(self._stepping):
+                self._receive(int(i))
+            return command(*args, **kwargs)
+
+        return call
+
+    def _receive(self, i: int) -> None:
+        # env i's step returns: its frames are stacked, the step waits for its row
+        obs, reward, done, info, _ = self.remotes[i].recv()
+        stacked = self.stacks.update(i, obs, done, info)
+        self._returned[i].append((stacked, reward, done, info))
+        self._stepping[i] = False
 
     def _send(self, i: int, action: np.ndarray) -> None:
         self.remotes[i].send(("step", int(action[0]) if self.discrete else action[0]))
@@ -258,10 +303,7 @@ class AsyncEnvs(VecEnvWrapper):
                 ready = wait(list(stepping))
             arrived = []
             for i in sorted(stepping.pop(remote) for remote in ready):
-                obs, reward, done, info, _ = self.remotes[i].recv()
-                stacked = self.stacks.update(i, obs, done, info)
-                self._returned[i].append((stacked, reward, done, info))
-                self._stepping[i] = False
+                self._receive(i)
                 missing -= len(self._returned[i]) == 1
                 if len(self._sent[i]) < sent_up_to:
                     arrived.append(i)
