@@ -58,6 +58,9 @@ class DoubleDQN(DQN):
 
     whereas DQN uses ``max_a Q_target(s', a)``, which over-estimates action values.
 
+    Adam (and AdamW) run fused, one kernel for every weight, unless ``optimizer_kwargs`` sets ``fused`` or
+    ``foreach``: the same algorithm, rounded differently (see :func:`fuse_optimizer`).
+
     Policies whose ``features_extractor_class`` is :class:`~sb3_mario.MarioCNN` get ``net_arch=[]`` unless
     ``policy_kwargs`` says otherwise, so the Q-head is one linear layer on the 512 features, as SB3 does for
     ``NatureCNN``.
@@ -522,8 +525,8 @@ class DoubleDQN(DQN):
 def fuse_optimizer(optimizer: th.optim.Optimizer, device: th.device) -> None:
     """
     Let Adam (SB3's default) and AdamW update every parameter in one fused kernel on CPU and CUDA devices, when
-    the user chose no implementation (``fused`` and ``foreach`` unset): the same algorithm, rounded differently,
-    ~18% faster updates on the CPU box (PyTorch picks a per-tensor loop on the CPU by default).
+    the user chose no implementation (``fused`` and ``foreach`` unset): the same algorithm, rounded differently.
+    On a CPU, PyTorch would otherwise loop over the tensors one by one (46 -> 54 updates/s on the 2-core box).
 
     :param optimizer: the policy's optimizer
     :param device: the device its parameters are on
