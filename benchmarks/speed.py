@@ -1,6 +1,6 @@
 """Speed of sb3-mario's fast path against SB3's DQN, measured in one process on one machine.
 
-    python benchmarks/speed.py --n-envs 16 32 --repeats 3 --seconds 20   # the README's table (GPU box)
+    python benchmarks/speed.py --n-envs 16 32 --repeats 3 --seconds 15   # the README's table (GPU box)
     python benchmarks/speed.py --only learner env                       # a subset: env, learner, e2e, memory
 
 Prints one table: env pipeline per process vs the raw emulator; learner updates/s at batch 32 (SB3

@@ -86,7 +86,6 @@ class _FrameStacks:
         transposes = [layer for layer in layers if isinstance(layer, VecTransposeImage)]
         self.transpose = bool(transposes) and not transposes[0].skip
         stacked = self.frame_stack.stacked_obs if self.frame_stack is not None else None
-        self.n_stack = stacked.n_stack if stacked is not None else 1
         if stacked is not None and stacked.channels_first == self.transpose:
             raise ValueError(
                 "async_envs supports VecFrameStack on channel-first images, or on channel-last images followed by "
