@@ -8,7 +8,9 @@ Prints one table: env pipeline per process vs the raw emulator; learner updates/
 for each ``--n-envs``, the emulator's ceiling (every env process stepping at once, no learner) and
 end-to-end agent steps/s at one batch-32 gradient step per 4 transitions (SB3 DQN + SubprocVecEnv vs
 DoubleDQN with ``cuda_graph``, ``overlap_env_step`` and ``FrameReplayBuffer``, with ``async_envs`` and/or
-lock-step); replay memory for 1M transitions. Every ratio compares two runs of this process.
+lock-step); replay memory for 1M transitions. Every ratio compares two runs of this process. The end-to-end runs
+act at the start of the exploration schedule (epsilon ~1, random actions) unless ``--greedy`` puts them at its
+final epsilon (0.05), where most of a training run acts.
 """
 
 import argparse
@@ -30,6 +32,8 @@ from sb3_mario.ddqn.graph import GraphedUpdate, make_optimizer_capturable
 ENV_ID = "SuperMarioBros-1-1-v0"
 ROWS: list[tuple[str, str, str, str]] = []
 PROFILE = False
+#: end to end: the exploration schedule's fraction; 1e-9 acts at the final epsilon (0.05) from the first step
+EXPLORATION_FRACTION = 0.1
 
 
 def row(what: str, ours: str, baseline: str, ratio: str) -> None:
@@ -159,7 +163,8 @@ def e2e(algorithm, n_envs: int, seconds: float, device: str, **kwargs) -> float:
     # one gradient step per 4 transitions: train_freq vec steps of n_envs transitions, gradient_steps updates
     train_freq, gradient_steps = max(1, 4 // n_envs), max(1, n_envs // 4)
     model = algorithm("CnnPolicy", env, buffer_size=100_000, learning_starts=2000, train_freq=train_freq,
-                      gradient_steps=gradient_steps, device=device, seed=0, **kwargs)  # fmt: skip
+                      gradient_steps=gradient_steps, exploration_fraction=EXPLORATION_FRACTION, device=device, seed=0,
+                      **kwargs)  # fmt: skip
     callback = Rate(warmup_steps=4000)
     deadline = time.perf_counter() + seconds
 
@@ -207,6 +212,7 @@ def bench_e2e(device: str, n_envs: int, seconds: float, modes: list[str], repeat
     for mode in modes:
         ours = float(np.median(rates[mode]))
         how = "async envs" if mode == "async" else "lock-step"
+        how += ", epsilon 0.05" if EXPLORATION_FRACTION < 1e-3 else ""
         row(f"end to end, {n_envs} subprocess envs, 1 update / 4 transitions, ours {how} (agent steps/s, {runs})",
             spread(rates[mode]), f"{spread(rates['sb3'])} (SB3 DQN)", f"{ours / sb3:.2f}x; ours {ours / ceiling:.0%} "
             f"and SB3 {sb3 / ceiling:.0%} of the env ceiling")  # fmt: skip
@@ -233,10 +239,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60, help="wall-clock per end-to-end run")
     parser.add_argument("--repeats", type=int, default=1, help="end-to-end runs of each (median and range)")
     parser.add_argument("--updates", type=int, default=500, help="updates per learner timing")
+    parser.add_argument("--greedy", action="store_true",
+                        help="end to end: act at the final epsilon (0.05: a forward pass for most actions), not at "
+                             "the start of the schedule (epsilon ~1: random actions)")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="print where the trainer's time goes (ours, e2e)")
     args = parser.parse_args()
-    global PROFILE
+    global PROFILE, EXPLORATION_FRACTION
     PROFILE = args.profile
+    if args.greedy:
+        EXPLORATION_FRACTION = 1e-9
     card = th.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({os.cpu_count()} cores)"
     print(f"machine: {card}; torch {th.__version__}; {os.cpu_count()} CPU cores", flush=True)
     if "env" in args.only:
