@@ -2,6 +2,7 @@
 
     python benchmarks/speed.py --n-envs 16 32 --repeats 3 --seconds 15   # the README's table (GPU box)
     python benchmarks/speed.py --only learner env                       # a subset: env, learner, e2e, memory
+    python benchmarks/speed.py --only learner e2e --plot speed.png      # also bar charts of those rows
 
 Prints one table: env pipeline per process vs the raw emulator; learner updates/s at batch 32 (SB3
 ``DQN.train`` vs ``DoubleDQN(cuda_graph=True)``, with a check that the graphed update equals the eager one);
@@ -31,6 +32,9 @@ from sb3_mario.ddqn.graph import GraphedUpdate, make_optimizer_capturable
 
 ENV_ID = "SuperMarioBros-1-1-v0"
 ROWS: list[tuple[str, str, str, str]] = []
+#: for --plot: (n_steps, ours, SB3) updates/s; (n_envs, mode, our rates, SB3 rates, env ceiling) agent steps/s
+LEARNER: list[tuple[int, float, float]] = []
+E2E: list[tuple[int, str, list[float], list[float], float]] = []
 PROFILE = False
 #: end to end: the exploration schedule's fraction; 1e-9 acts at the final epsilon (0.05) from the first step
 EXPLORATION_FRACTION = 0.1
@@ -117,6 +121,7 @@ def bench_learner(device: str, updates: int) -> None:
         )
         ours = filled(DoubleDQN, device, gamma=0.9, policy_kwargs=dict(features_extractor_class=MarioCNN), **fast)
         sb3_rate, our_rate = time_train(sb3, updates), time_train(ours, updates)
+        LEARNER.append((n_steps, our_rate, sb3_rate))
         row(
             f"learner, batch 32, n_steps={n_steps} (updates/s)",
             f"{our_rate:.0f}",
@@ -213,6 +218,7 @@ def bench_e2e(device: str, n_envs: int, seconds: float, modes: list[str], repeat
         ours = float(np.median(rates[mode]))
         how = "async envs" if mode == "async" else "lock-step"
         how += ", epsilon 0.05" if EXPLORATION_FRACTION < 1e-3 else ""
+        E2E.append((n_envs, how, rates[mode], rates["sb3"], ceiling))
         row(f"end to end, {n_envs} subprocess envs, 1 update / 4 transitions, ours {how} (agent steps/s, {runs})",
             spread(rates[mode]), f"{spread(rates['sb3'])} (SB3 DQN)", f"{ours / sb3:.2f}x; ours {ours / ceiling:.0%} "
             f"and SB3 {sb3 / ceiling:.0%} of the env ceiling")  # fmt: skip
@@ -226,6 +232,48 @@ def bench_memory() -> None:
     gib = 1024**3
     row("replay memory, 1M transitions of 4x84x84 (GiB)", f"{ours / gib:.2f}",
         f"{sb3 / gib:.1f} (SB3) / {sb3_opt / gib:.1f} (optimize_memory_usage)", f"{sb3 / ours:.1f}x less")  # fmt: skip
+
+
+def plot(path: str, card: str) -> None:
+    """Bar charts of this run's learner and end-to-end rows: ours, SB3 DQN and the env ceiling, with ranges."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [panel for panel in (LEARNER, E2E) if panel]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    axes = list(axes[0])
+    if LEARNER:
+        ax = axes.pop(0)
+        x = np.arange(len(LEARNER))
+        ax.bar(x - 0.2, [sb3 for _, _, sb3 in LEARNER], 0.4, label="SB3 DQN.train", color="tab:gray")
+        ax.bar(x + 0.2, [ours for _, ours, _ in LEARNER], 0.4, label="sb3-mario DoubleDQN", color="tab:red")
+        ax.set_xticks(x, [f"n_steps={n}" for n, _, _ in LEARNER])
+        ax.set_ylabel("updates / s (batch 32)")
+        ax.set_title("learner")
+        ax.legend(loc="lower center", fontsize="small")
+    if E2E:
+        ax = axes.pop(0)
+        x = np.arange(len(E2E))
+
+        def bars(offset: float, runs: list[list[float]], **kwargs) -> None:
+            medians = np.array([np.median(r) for r in runs])
+            spans = np.array([[m - min(r), max(r) - m] for m, r in zip(medians, runs, strict=True)]).T
+            ax.bar(x + offset, medians, 0.27, yerr=spans, capsize=3, **kwargs)
+
+        bars(-0.27, [sb3 for _, _, _, sb3, _ in E2E], label="SB3 DQN", color="tab:gray")
+        bars(0.0, [ours for _, _, ours, _, _ in E2E], label="sb3-mario DoubleDQN", color="tab:red")
+        ax.bar(x + 0.27, [c for *_, c in E2E], 0.27, label="env ceiling (no learner)", color="white",
+               edgecolor="black", hatch="//")  # fmt: skip
+        ax.set_xticks(x, [f"{n} envs\n{how}" for n, how, *_ in E2E])
+        ax.set_ylabel("agent steps / s (1 update per 4 transitions)")
+        ax.set_title("end to end (median, range)")
+        ax.legend(fontsize="small")
+    fig.suptitle(f"benchmarks/speed.py on {card}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot: {path}", flush=True)
 
 
 def main() -> None:
@@ -243,6 +291,7 @@ def main() -> None:
                         help="end to end: act at the final epsilon (0.05: a forward pass for most actions), not at "
                              "the start of the schedule (epsilon ~1: random actions)")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="print where the trainer's time goes (ours, e2e)")
+    parser.add_argument("--plot", metavar="PNG", help="also draw the learner and end-to-end rows as bar charts")
     args = parser.parse_args()
     global PROFILE, EXPLORATION_FRACTION
     PROFILE = args.profile
@@ -262,6 +311,8 @@ def main() -> None:
     print(f"\n| what ({card}) | sb3-mario | baseline | ratio |\n| --- | --- | --- | --- |")
     for what, ours, baseline, ratio in ROWS:
         print(f"| {what} | {ours} | {baseline} | {ratio} |")
+    if args.plot:
+        plot(args.plot, card)
 
 
 if __name__ == "__main__":
