@@ -252,7 +252,8 @@ def plot(path: str, card: str) -> None:
         ax.set_xticks(x, [f"n_steps={n}" for n, _, _ in LEARNER])
         ax.set_ylabel("updates / s (batch 32)")
         ax.set_title("learner")
-        ax.legend(loc="lower center", fontsize="small")
+        ax.set_ylim(top=1.3 * max(max(ours, sb3) for _, ours, sb3 in LEARNER))  # room for the legend
+        ax.legend(loc="upper left", ncol=2, fontsize="small")
     if E2E:
         ax = axes.pop(0)
         x = np.arange(len(E2E))
@@ -269,7 +270,9 @@ def plot(path: str, card: str) -> None:
         ax.set_xticks(x, [f"{n} envs\n{how}" for n, how, *_ in E2E])
         ax.set_ylabel("agent steps / s (1 update per 4 transitions)")
         ax.set_title("end to end (median, range)")
-        ax.legend(fontsize="small")
+        top = max(max(*ours, *sb3, ceiling) for _, _, ours, sb3, ceiling in E2E)
+        ax.set_ylim(top=1.45 * top)  # room for the legend
+        ax.legend(loc="upper left", ncol=2, fontsize="small")
     fig.suptitle(f"benchmarks/speed.py on {card}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
