@@ -1,6 +1,6 @@
 """Speed of sb3-mario's fast path against SB3's DQN, measured in one process on one machine.
 
-    python benchmarks/speed.py --n-envs 16 32 --repeats 3 --seconds 15   # the README's table (GPU box)
+    python benchmarks/speed.py --n-envs 16 32 --repeats 3 --seconds 15 --plot docs/speed.png  # the README's table
     python benchmarks/speed.py --only learner env                       # a subset: env, learner, e2e, memory
     python benchmarks/speed.py --only learner e2e --plot speed.png      # also bar charts of those rows
 
@@ -45,7 +45,8 @@ def row(what: str, ours: str, baseline: str, ratio: str) -> None:
     print(f"{what}: ours {ours} | baseline {baseline} | {ratio}", flush=True)
 
 
-def bench_env(seconds: float) -> None:
+def raw_fps(seconds: float) -> float:
+    # the gym-super-mario-bros env itself, one NES frame per step, scripted actions: frames per second
     raw = gym.make(ENV_ID)
     raw.reset(seed=0)
     frames, start = 0, time.perf_counter()
@@ -54,10 +55,18 @@ def bench_env(seconds: float) -> None:
         frames += 1
         if terminated or truncated:
             raw.reset()
-    raw_fps = frames / (time.perf_counter() - start)
-    pipeline_sps = count_steps(seconds, seed=0) / seconds
-    row("env pipeline, 1 process (agent steps/s; baseline: raw emulator fps / 4)", f"{pipeline_sps:.0f}",
-        f"{raw_fps / 4:.0f}", f"{pipeline_sps / (raw_fps / 4):.2f} of the emulator")  # fmt: skip
+    return frames / (time.perf_counter() - start)
+
+
+def bench_env(seconds: float, rounds: int = 3) -> None:
+    # raw emulator and our pipeline in turn, `rounds` times (the machine's speed drifts): medians
+    raw, pipeline = [], []
+    for _ in range(rounds):
+        raw.append(raw_fps(seconds) / 4)
+        pipeline.append(count_steps(seconds, seed=0) / seconds)
+    ratio = float(np.median(np.array(pipeline) / np.array(raw)))
+    row(f"env pipeline, 1 process (agent steps/s, median of {rounds} runs in turn; baseline: raw emulator fps / 4)",
+        f"{np.median(pipeline):.0f}", f"{np.median(raw):.0f}", f"{ratio:.2f} of the emulator")  # fmt: skip
 
 
 def count_steps(seconds: float, seed: int | None = None) -> int:

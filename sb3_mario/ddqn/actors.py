@@ -13,12 +13,13 @@ CPU uses every core itself, and the workers keep their priority.
 Replay rows, callbacks, ``num_timesteps`` and the exploration schedule stay per vec-env step (all envs):
 the row of step ``t`` is stored once every env has returned step ``t``, as SB3 stores it. Two things differ
 from SB3's loop, as with ``overlap_env_step``: an env's actions for its next steps (up to two ahead) are
-picked, by the weights and the exploration rate of that moment, before step ``t`` is stored, and
-epsilon-greedy draws "explore or not" once per batch of envs served together instead of once per vec-env
-step. No env is sent a step beyond the last one ``learn`` will take, so ``learn(total_timesteps)`` ends at
-the same ``num_timesteps`` as SB3's loop. When a callback stops it early, the stopping step (which SB3 counts
-but does not store) and the steps in flight are collected and stored (the envs behind step up to the others):
-no env is left mid-step, and the replay rows stay consecutive.
+picked, by the weights and the exploration rate of that moment (with ``cuda_graph`` on a GPU, by a copy of
+the weights taken after one of the last two batches of gradient steps: :mod:`sb3_mario.ddqn.acting`), before
+step ``t`` is stored, and epsilon-greedy draws "explore or not" once per batch of envs served together instead
+of once per vec-env step. No env is sent a step beyond the last one ``learn`` will take, so
+``learn(total_timesteps)`` ends at the same ``num_timesteps`` as SB3's loop. When a callback stops it early,
+the stopping step (which SB3 counts but does not store) and the steps in flight are collected and stored (the
+envs behind step up to the others): no env is left mid-step, and the replay rows stay consecutive.
 
 A callback may call ``get_attr``, ``set_attr``, ``env_method``, ``env_is_wrapped`` or ``render`` on the
 training env (or on ``model.get_env()``) during ``learn``: the steps in flight return first (they are kept

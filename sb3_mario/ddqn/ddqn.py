@@ -23,6 +23,7 @@ from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, Mult
 from torch.nn import functional as F
 
 from sb3_mario.cnn import MarioCNN
+from sb3_mario.ddqn.acting import ActingCopy
 from sb3_mario.ddqn.actors import AsyncEnvs, StepResult, async_layers
 from sb3_mario.ddqn.graph import GraphedUpdate, set_learning_rate
 from sb3_mario.ddqn.overlap import OverlapVecEnv
@@ -95,6 +96,8 @@ class DoubleDQN(DQN):
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     :param cuda_graph: fast learner: run each gradient step as one captured CUDA graph (CUDA devices only;
         the same update, see :mod:`sb3_mario.ddqn.graph`). Needs a capturable optimizer (Adam, the default).
+        With ``async_envs`` and Box observations, the greedy actions too come from CUDA graphs, of a copy of the
+        online weights refreshed after each few gradient steps (see :mod:`sb3_mario.ddqn.acting`)
     :param overlap_env_step: take the gradient steps while the env workers step (worth it with
         ``SubprocVecEnv``; see :mod:`sb3_mario.ddqn.overlap`): updates see the buffer one vec-env step late
     :param async_envs: serve each ``SubprocVecEnv`` worker as soon as its step arrives instead of waiting for
@@ -146,6 +149,7 @@ class DoubleDQN(DQN):
         self._taking_pending = False  # True while the deferred gradient steps run
         self._channels_last = False  # set by _setup_model
         self._graphed: GraphedUpdate | None = None
+        self._acting: ActingCopy | None = None  # async_envs on a GPU: set during learn
         self._graphed_calls = self._graphed_steps = 0  # train() calls and gradient steps since the last loss read
         self._pending_gradient_steps = self._pending_batch_size = 0  # overlap_env_step: steps to take next
         self._learn_start = 0  # num_timesteps when the current learn() began
@@ -272,6 +276,8 @@ class DoubleDQN(DQN):
         actors = self.env if isinstance(self.env, AsyncEnvs) else None
         if actors is not None:
             actors.act = self._explore
+            if self.cuda_graph and self.device.type == "cuda" and isinstance(self.observation_space, spaces.Box):
+                self._acting = ActingCopy(self.policy)  # greedy actions as CUDA graphs, waiting for no update
         try:
             super().learn(
                 total_timesteps=total_timesteps,
@@ -301,6 +307,7 @@ class DoubleDQN(DQN):
             if actors is not None:
                 actors.abandon()  # nothing in flight after a drain; after an error, its workers may be gone
                 actors.act = None
+                self._acting = None
 
     def _setup_learn(self, total_timesteps: int, *args: Any, **kwargs: Any) -> tuple[int, Any]:
         total, callback = super()._setup_learn(total_timesteps, *args, **kwargs)
@@ -359,7 +366,12 @@ class DoubleDQN(DQN):
         # SB3's _sample_action for one group of envs: random before learning_starts, then epsilon-greedy
         if self.num_timesteps < self.learning_starts:
             return np.array([self.action_space.sample() for _ in range(len(observations))])
-        return self.predict(observations, deterministic=False)[0]
+        if self._acting is None:
+            return self.predict(observations, deterministic=False)[0]
+        # as DQN.predict: random actions with probability exploration_rate, else greedy ones (from the copy)
+        if np.random.rand() < self.exploration_rate:
+            return np.array([self.action_space.sample() for _ in range(len(observations))])
+        return self._acting(observations)
 
     def _store_step(self, step: StepResult, count: bool = True) -> None:
         # a vec-env step collected after learn's loop ended: stored (and counted, unless SB3 did) like the others
@@ -388,6 +400,8 @@ class DoubleDQN(DQN):
                 self.train(steps, self._pending_batch_size)
             finally:
                 self._taking_pending = False
+            if self._acting is not None:
+                self._acting.refresh()
         return steps > 0
 
     def _train_graphed(self, gradient_steps: int, batch_size: int) -> None:
@@ -428,7 +442,7 @@ class DoubleDQN(DQN):
             set_learning_rate(optimizer, learning_rate)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_graphed"]
+        return [*super()._excluded_save_params(), "_graphed", "_acting"]
 
     def _env_id(self) -> str:
         try:
