@@ -364,14 +364,13 @@ class DoubleDQN(DQN):
 
     def _explore(self, observations: np.ndarray) -> np.ndarray:
         # SB3's _sample_action for one group of envs: random before learning_starts, then epsilon-greedy
-        if self.num_timesteps < self.learning_starts:
-            return np.array([self.action_space.sample() for _ in range(len(observations))])
-        if self._acting is None:
-            return self.predict(observations, deterministic=False)[0]
-        # as DQN.predict: random actions with probability exploration_rate, else greedy ones (from the copy)
-        if np.random.rand() < self.exploration_rate:
-            return np.array([self.action_space.sample() for _ in range(len(observations))])
-        return self._acting(observations)
+        if self.num_timesteps >= self.learning_starts:
+            if self._acting is None:
+                return self.predict(observations, deterministic=False)[0]
+            # as DQN.predict: greedy actions (from the copy) unless exploring, with probability exploration_rate
+            if np.random.rand() >= self.exploration_rate:
+                return self._acting(observations)
+        return np.array([self.action_space.sample() for _ in range(len(observations))])
 
     def _store_step(self, step: StepResult, count: bool = True) -> None:
         # a vec-env step collected after learn's loop ended: stored (and counted, unless SB3 did) like the others
