@@ -42,8 +42,10 @@ class ActingCopy:
         self.device = policy.device
         self.copies = [copy.deepcopy(policy.q_net).requires_grad_(False).eval() for _ in range(N_COPIES)]
         self.stream = th.cuda.Stream(self.device, priority=-1)  # -1: high priority
-        self.written: list[th.cuda.Event | None] = [None] * N_COPIES  # the copy into each finishes here
-        self.read: list[th.cuda.Event | None] = [None] * N_COPIES  # the last forward pass from each ends here
+        # per copy: where the copy of the weights into it finishes, and where the last forward pass from it ends
+        # (events never recorded are passed at once: wait_event, query and synchronize do not wait on them)
+        self.written = [th.cuda.Event() for _ in range(N_COPIES)]
+        self.read = [th.cuda.Event() for _ in range(N_COPIES)]
         self.newest = 0
         #: per (copy, batch size): the captured forward pass, its input and its actions
         self.graphs: dict[tuple[int, int], tuple[th.cuda.CUDAGraph, th.Tensor, th.Tensor]] = {}
@@ -56,9 +58,7 @@ class ActingCopy:
         """Queue a copy of the online weights into the older copy, after the gradient steps queued so far."""
         k = (self.newest + 1) % N_COPIES
         stream = th.cuda.current_stream(self.device)
-        read = self.read[k]
-        if read is not None:
-            stream.wait_event(read)  # a forward pass may still read this copy
+        stream.wait_event(self.read[k])  # a forward pass may still read this copy
         source = [*self.policy.q_net.parameters(), *self.policy.q_net.buffers()]
         target = [*self.copies[k].parameters(), *self.copies[k].buffers()]
         with th.no_grad():
@@ -74,9 +74,9 @@ class ActingCopy:
         :return: the greedy action of each
         """
         k = self.newest
-        written = self.written[k]
-        if written is not None and not written.query():
+        if not self.written[k].query():
             k = (k + 1) % N_COPIES  # the newest copy is still queued behind the updates: the one before it
+        written = self.written[k]
         n = len(observations)
         if n not in self.pinned:
             host_input = th.empty(observations.shape, dtype=th.from_numpy(observations[:0]).dtype).pin_memory()
@@ -87,9 +87,7 @@ class ActingCopy:
         host_input, host_actions = self.pinned[n]
         host_input.numpy()[...] = observations
         with th.cuda.stream(self.stream):
-            written = self.written[k]
-            if written is not None:
-                self.stream.wait_event(written)  # usually finished long ago
+            self.stream.wait_event(written)  # usually finished long ago
             graph_input.copy_(host_input, non_blocking=True)
             graph.replay()
             host_actions.copy_(graph_actions, non_blocking=True)
