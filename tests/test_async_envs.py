@@ -1,18 +1,21 @@
 """DoubleDQN(async_envs=True) stores what SB3's lock-step loop stores, and leaves the env as it found it."""
 
 import os
+import time
 import warnings
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.envs import FakeImageEnv
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecFrameStack, VecTransposeImage
 from test_buffers import FlickerEnv
 
 from sb3_mario import DoubleDQN, MarioCNN, make_mario_env
 from sb3_mario.buffers import FrameReplayBuffer
-from sb3_mario.ddqn.actors import WORKER_NICENESS, AsyncEnvs, _FrameStacks
+from sb3_mario.ddqn.actors import AHEAD, WORKER_NICENESS, AsyncEnvs, _FrameStacks
 from sb3_mario.ddqn.overlap import OverlapVecEnv
 
 
@@ -169,6 +172,43 @@ def test_callbacks_see_the_training_env_as_given(fast_path):
         model.learn(40, callback=EvalCallback(eval_env, eval_freq=10**6))
     assert isinstance(model.env, AsyncEnvs | OverlapVecEnv) and model.get_env() is model.env.venv
     env.close()
+
+
+class SlowSteps(gym.Wrapper):
+    """Sleeps ``seconds`` in each step: a worker that falls behind the others."""
+
+    def __init__(self, env: gym.Env, seconds: float) -> None:
+        super().__init__(env)
+        self.seconds = seconds
+
+    def step(self, action):
+        time.sleep(self.seconds)
+        return self.env.step(action)
+
+
+def slow_image_env(seconds: float) -> gym.Env:
+    return SlowSteps(FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=True), seconds)
+
+
+def test_workers_run_at_most_ahead_steps_beyond_the_slowest():
+    # env 0 takes 20 ms a step, the others next to nothing: they run ahead of it, but never more than AHEAD steps
+    fns = [lambda s=seconds: slow_image_env(s) for seconds in (0.02, 0.0, 0.0)]
+    envs = AsyncEnvs(VecTransposeImage(SubprocVecEnv(fns)), train_some=lambda: False)
+    envs.act = lambda obs: np.zeros(len(obs), dtype=np.int64)
+    envs.reset()
+    envs.step_async(np.zeros(3, dtype=np.int64))
+    leads = []
+    for _ in range(20):
+        envs.step_wait()
+        envs.unstored_row = None  # stored, as the algorithm would
+        leads.append([len(sent) for sent in envs._sent])  # steps sent beyond the row just returned
+        envs.step_async(envs.in_flight)  # as SB3's loop: the actions already sent
+    rows = envs.drain()
+    envs.close()
+    leads_array = np.array(leads)
+    assert (leads_array[:, 0] == 1).all(), "the slow env is sent its next step as soon as it returns one"
+    assert leads_array[:, 1:].max() == AHEAD, "the fast envs run ahead, up to AHEAD steps"
+    assert len(rows) == AHEAD, "drain() collects the steps in flight: the slow env steps up to the others"
 
 
 def test_workers_yield_their_cores_to_a_gpu_trainer():
