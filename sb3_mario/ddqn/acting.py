@@ -42,8 +42,9 @@ class ActingCopy:
         self.device = policy.device
         self.copies = [copy.deepcopy(policy.q_net).requires_grad_(False).eval() for _ in range(N_COPIES)]
         self.stream = th.cuda.Stream(self.device, priority=-1)  # -1: high priority
-        # per copy: where the copy of the weights into it finishes, and where the last forward pass from it ends
-        # (events never recorded are passed at once: wait_event, query and synchronize do not wait on them)
+        # per copy: where the copy of the weights into it finishes, and where the last forward pass from it ends;
+        # recorded again each time (events never recorded are passed at once: wait_event, query and synchronize
+        # do not wait on them)
         self.written = [th.cuda.Event() for _ in range(N_COPIES)]
         self.read = [th.cuda.Event() for _ in range(N_COPIES)]
         self.newest = 0
@@ -63,9 +64,7 @@ class ActingCopy:
         target = [*self.copies[k].parameters(), *self.copies[k].buffers()]
         with th.no_grad():
             th._foreach_copy_(target, source)
-        written = th.cuda.Event()
-        written.record(stream)
-        self.written[k] = written
+        self.written[k].record(stream)
         self.newest = k
 
     def __call__(self, observations: np.ndarray) -> np.ndarray:
@@ -91,10 +90,8 @@ class ActingCopy:
             graph_input.copy_(host_input, non_blocking=True)
             graph.replay()
             host_actions.copy_(graph_actions, non_blocking=True)
-            read = th.cuda.Event()
-            read.record(self.stream)
-        self.read[k] = read
-        read.synchronize()  # waits for this stream only
+            self.read[k].record(self.stream)
+        self.read[k].synchronize()  # waits for this stream only
         return host_actions.numpy().copy()
 
     def _capture(self, k: int, observations: np.ndarray) -> tuple[th.cuda.CUDAGraph, th.Tensor, th.Tensor]:
