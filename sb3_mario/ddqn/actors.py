@@ -40,7 +40,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepR
 
 #: how much nicer (lower scheduling priority) than the trainer the env workers run
 WORKER_NICENESS = 5
-#: how many steps an env may run ahead of the slowest one (2 gave ~6% fewer agent steps/s on the H100, 16 envs)
+#: how many steps an env may run ahead of the slowest one (2 held the workers back on the H100: README, Speed)
 AHEAD = 8
 #: the wrappers that may sit between ``SubprocVecEnv`` and the algorithm (rl-zoo's image pipeline)
 SUPPORTED_WRAPPERS = (VecFrameStack, VecTransposeImage)
