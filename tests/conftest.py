@@ -23,6 +23,15 @@ def vector_env():
     return VectorEnv()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _sb3_logs_in_tmp(tmp_path_factory):
+    # SB3's logger makes a folder in the system temp dir on every learn() without tensorboard_log;
+    # SB3_LOGDIR (inherited by the rl-zoo subprocesses too) keeps those inside pytest's own tmp dir
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3_logs")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
     # the CI box has 2 cores; keep torch from oversubscribing them when tests run subprocesses
