@@ -7,9 +7,9 @@ A layout ``PxExT`` is P worker processes of E envs each, stepped on T threads pe
 own loop, one env at a time; ``16x1x0`` is what ``SubprocVecEnv`` does). A bare trainer (no SB3, no learner)
 answers each returned step at once with a random action, and lets an env run at most ``--ahead`` steps beyond
 the slowest one, as :class:`sb3_mario.ddqn.actors.AsyncEnvs` does; a row is a vec-env step every env has
-returned. Each repeat first measures the ceiling (every process stepping its envs alone, nobody waiting), then
-each layout in turn. A diagnostic for ``benchmarks/speed.py``'s end-to-end rows: the README's Speed section
-quotes it.
+returned. Each repeat first measures the ceiling as ``benchmarks/speed.py`` does (one-env processes stepping
+scripted play at once, nobody waiting), then each layout in turn. A diagnostic for ``speed.py``'s end-to-end
+rows: the README's Speed section quotes it.
 """
 
 import argparse
@@ -22,12 +22,11 @@ from multiprocessing.connection import Connection, wait
 
 import gymnasium as gym
 import numpy as np
+from speed import ENV_ID, count_steps  # benchmarks/speed.py
 
 from sb3_mario import MarioWrapper
 from sb3_mario.ddqn.actors import AHEAD
 from sb3_mario.wrappers import configure_env_worker
-
-ENV_ID = "SuperMarioBros-1-1-v0"
 
 
 def worker(conn: Connection, n_envs: int, n_threads: int, seed: int) -> None:
@@ -55,16 +54,6 @@ def worker(conn: Connection, n_envs: int, n_threads: int, seed: int) -> None:
     for thread in threads:
         thread.start()
     conn.send(envs[0].action_space.n)  # ready
-    seconds = conn.recv()
-    if seconds:  # the ceiling: step env 0 alone for that long, then report its rate
-        rng, steps, start = np.random.default_rng(seed), 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            _, _, terminated, truncated, _ = envs[0].step(int(rng.integers(envs[0].action_space.n)))
-            steps += 1
-            if terminated or truncated:
-                envs[0].reset()
-        conn.send(steps / (time.perf_counter() - start))
-        return
     while (message := conn.recv()) is not None:
         if threads:
             asked.put(message)
@@ -91,12 +80,8 @@ def start(processes: int, envs: int, threads: int) -> tuple[list[multiprocessing
 
 def ceiling(n_envs: int, seconds: float) -> tuple[float, float]:
     """:return: agent steps/s of n_envs one-env processes stepping at once, and the slowest one's share of the mean"""
-    workers, conns, _ = start(n_envs, 1, 0)
-    for conn in conns:
-        conn.send(seconds)
-    rates = np.array([conn.recv() for conn in conns])
-    for process in workers:
-        process.join(5)
+    with multiprocessing.get_context("forkserver").Pool(n_envs) as pool:
+        rates = np.array(pool.map(count_steps, [seconds] * n_envs)) / seconds
     return float(rates.sum()), float(rates.min() / rates.mean())
 
 
@@ -104,8 +89,6 @@ def serve(layout: tuple[int, int, int], seconds: float, ahead: int, rotate_ms: f
     """:return: rows (vec-env steps of every env) per second x number of envs, after 2 s of warm-up"""
     processes, envs, threads = layout
     workers, conns, n_actions = start(processes, envs, threads)
-    for conn in conns:
-        conn.send(0)
     for process in workers:  # as AsyncEnvs does with a GPU learner
         os.setpriority(os.PRIO_PROCESS, process.pid, os.getpriority(os.PRIO_PROCESS, 0) + nice)
     n = processes * envs
@@ -158,8 +141,8 @@ def main() -> None:
     runs = [(layout, rotate) for layout in layouts for rotate in args.rotate_ms if not rotate or layout[1] == 1]
     rates: dict = {run: [] for run in runs}
     print(f"{os.cpu_count()} CPU cores; up to {args.ahead} steps ahead; workers nice +{args.nice}", flush=True)
+    n_envs = layouts[0][0] * layouts[0][1]
     for _ in range(args.repeats):  # interleaved, so that a slow spell of the machine hits every layout
-        n_envs = layouts[0][0] * layouts[0][1]
         total, slowest = ceiling(n_envs, args.seconds)
         print(f"ceiling, {n_envs} one-env processes, nobody waiting: {total:.0f} agent steps/s "
               f"(slowest process at {slowest:.2f} of the mean)", flush=True)  # fmt: skip
