@@ -9,7 +9,7 @@ answers each returned step at once with a random action, and lets an env run at 
 the slowest one, as :class:`sb3_mario.ddqn.actors.AsyncEnvs` does; a row is a vec-env step every env has
 returned. Each repeat first measures the ceiling as ``benchmarks/speed.py`` does (one-env processes stepping
 scripted play at once, nobody waiting), then each layout in turn. A diagnostic for ``speed.py``'s end-to-end
-rows: the README's Speed section quotes it.
+rows: benchmarks/README.md quotes it.
 """
 
 import argparse
