@@ -1,6 +1,7 @@
 """Where the trainer's wall-clock goes in end-to-end training, and how busy the env workers are.
 
     python benchmarks/e2e_breakdown.py --n-envs 16 --seconds 40
+    python benchmarks/e2e_breakdown.py --async-envs --n-envs 16 --seconds 25 --ahead 512  # envs free to run ahead
 
 Wraps the VecEnv layers and DoubleDQN's methods with timers (exclusive time per layer) and reads the
 workers' CPU time from /proc. A diagnostic for benchmarks/speed.py's end-to-end row, not a benchmark.
@@ -55,6 +56,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=40)
     parser.add_argument("--vec-env", default="subproc")
     parser.add_argument("--async-envs", action="store_true")
+    parser.add_argument("--ahead", type=int, default=actors.AHEAD, help="with --async-envs: steps an env may run "
+                        "ahead of the slowest one (default: the package's AHEAD)")  # fmt: skip
     args = parser.parse_args()
     device = "cuda" if th.cuda.is_available() else "cpu"
     env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=args.n_envs, seed=0, vec_env_cls=args.vec_env)
@@ -79,6 +82,10 @@ def main() -> None:
     state: dict[str, float] = {}
 
     class Window(BaseCallback):
+        def _on_training_start(self) -> None:
+            if isinstance(self.model.env, AsyncEnvs):
+                self.model.env.ahead = args.ahead
+
         def _on_step(self) -> bool:
             now = time.perf_counter()
             if not state and self.num_timesteps >= 20_000:
