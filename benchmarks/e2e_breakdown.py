@@ -2,9 +2,12 @@
 
     python benchmarks/e2e_breakdown.py --n-envs 16 --seconds 40
     python benchmarks/e2e_breakdown.py --async-envs --n-envs 16 --seconds 25 --ahead 512  # envs free to run ahead
+    python benchmarks/e2e_breakdown.py --async-envs --n-envs 16 --seconds 25 --ceiling   # vs speed.py's ceiling
 
 Wraps the VecEnv layers and DoubleDQN's methods with timers (exclusive time per layer) and reads the
-workers' CPU time from /proc. A diagnostic for benchmarks/speed.py's end-to-end row, not a benchmark.
+workers' CPU time from /proc. With ``--ceiling`` it first measures ``speed.py``'s ceiling (the env processes
+stepping alone, each on a core all the time) and compares the workers' steps per CPU-second with it.
+A diagnostic for benchmarks/speed.py's end-to-end row, not a benchmark.
 """
 
 import argparse
@@ -14,6 +17,7 @@ import os
 import time
 
 import torch as th
+from speed import ENV_ID, bench_ceiling, replay_ratio  # benchmarks/speed.py
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecFrameStack, VecTransposeImage
 
@@ -58,11 +62,14 @@ def main() -> None:
     parser.add_argument("--async-envs", action="store_true")
     parser.add_argument("--ahead", type=int, default=actors.AHEAD, help="with --async-envs: steps an env may run "
                         "ahead of the slowest one (default: the package's AHEAD)")  # fmt: skip
+    parser.add_argument("--ceiling", action="store_true", help="first measure speed.py's env ceiling, for comparison")
     args = parser.parse_args()
+    ceiling = bench_ceiling(args.n_envs, seconds=10) if args.ceiling else None
     device = "cuda" if th.cuda.is_available() else "cpu"
-    env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=args.n_envs, seed=0, vec_env_cls=args.vec_env)
-    model = DoubleDQN("CnnPolicy", env, buffer_size=100_000, learning_starts=2000, train_freq=1,
-                      gradient_steps=args.n_envs // 4, device=device, seed=0, cuda_graph=True, overlap_env_step=True,
+    env = make_mario_env(ENV_ID, n_envs=args.n_envs, seed=0, vec_env_cls=args.vec_env)
+    train_freq, gradient_steps = replay_ratio(args.n_envs)
+    model = DoubleDQN("CnnPolicy", env, buffer_size=100_000, learning_starts=2000, train_freq=train_freq,
+                      gradient_steps=gradient_steps, device=device, seed=0, cuda_graph=True, overlap_env_step=True,
                       async_envs=args.async_envs,
                       replay_buffer_class=FrameReplayBuffer, replay_buffer_kwargs=dict(storage_device=device),
                       policy_kwargs=dict(features_extractor_class=MarioCNN))  # fmt: skip
@@ -104,6 +111,9 @@ def main() -> None:
         busy = (sum(cpu_seconds(p) for p in workers) - state["cpu0"]) / (wall * len(workers))
         trainer = (time.process_time() - state["own0"]) / wall
         print(f"env workers busy {busy:.0%} of the wall-clock; trainer CPU {trainer:.0%}")
+        per_cpu = steps / wall / (busy * len(workers))
+        alone = f" (ceiling: {ceiling / args.n_envs:.0f} per process)" if ceiling else ""
+        print(f"agent steps per worker CPU-second {per_cpu:.0f}{alone}")
     accounted = sum(TOTALS.values())
     for name, total in TOTALS.most_common():
         print(f"{name:45s} {1000 * total / vec_steps:7.3f} ms/vec-step {total / wall:6.1%}")

@@ -172,10 +172,14 @@ class Rate(BaseCallback):
         return (self.num_timesteps - self.n0) / (time.perf_counter() - self.t0)
 
 
+def replay_ratio(n_envs: int) -> tuple[int, int]:
+    """``(train_freq, gradient_steps)`` for one gradient step per 4 transitions (vec steps of n_envs transitions)."""
+    return max(1, 4 // n_envs), max(1, n_envs // 4)
+
+
 def e2e(algorithm, n_envs: int, seconds: float, device: str, **kwargs) -> float:
     env = make_mario_env(ENV_ID, n_envs=n_envs, seed=0, vec_env_cls="subproc")
-    # one gradient step per 4 transitions: train_freq vec steps of n_envs transitions, gradient_steps updates
-    train_freq, gradient_steps = max(1, 4 // n_envs), max(1, n_envs // 4)
+    train_freq, gradient_steps = replay_ratio(n_envs)
     model = algorithm("CnnPolicy", env, buffer_size=100_000, learning_starts=2000, train_freq=train_freq,
                       gradient_steps=gradient_steps, exploration_fraction=EXPLORATION_FRACTION, device=device, seed=0,
                       **kwargs)  # fmt: skip
