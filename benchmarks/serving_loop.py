@@ -7,9 +7,9 @@ A layout ``PxExT`` is P worker processes of E envs each, stepped on T threads pe
 own loop, one env at a time; ``16x1x0`` is what ``SubprocVecEnv`` does). A bare trainer (no SB3, no learner)
 answers each returned step at once with a random action, and lets an env run at most ``--ahead`` steps beyond
 the slowest one, as :class:`sb3_mario.ddqn.actors.AsyncEnvs` does; a row is a vec-env step every env has
-returned. Each repeat first measures the ceiling as ``benchmarks/speed.py`` does (one-env processes stepping
-scripted play at once, nobody waiting), then each layout in turn. A diagnostic for ``speed.py``'s end-to-end
-rows: benchmarks/README.md quotes it.
+returned (the rows' rate is printed with all envs' steps, in rows or not). Each repeat first measures the
+ceiling as ``benchmarks/speed.py`` does (one-env processes stepping scripted play at once, nobody waiting), then
+each layout in turn. A diagnostic for ``speed.py``'s end-to-end rows: benchmarks/README.md quotes it.
 """
 
 import argparse
@@ -85,8 +85,11 @@ def ceiling(n_envs: int, seconds: float) -> tuple[float, float]:
     return float(rates.sum()), float(rates.min() / rates.mean())
 
 
-def serve(layout: tuple[int, int, int], seconds: float, ahead: int, rotate_ms: float, nice: int) -> float:
-    """:return: rows (vec-env steps of every env) per second x number of envs, after 2 s of warm-up"""
+def serve(layout: tuple[int, int, int], seconds: float, ahead: int, rotate_ms: float, nice: int) -> tuple[float, float]:
+    """
+    :return: rows (vec-env steps of every env) per second x number of envs, and all envs' steps per second
+        (rows or not), after 2 s of warm-up
+    """
     processes, envs, threads = layout
     workers, conns, n_actions = start(processes, envs, threads)
     for process in workers:  # as AsyncEnvs does with a GPU learner
@@ -104,10 +107,10 @@ def serve(layout: tuple[int, int, int], seconds: float, ahead: int, rotate_ms: f
     for i in range(n):
         send(i)
     begin = time.perf_counter()
-    rows_at_start, measured_from = 0, 0.0
+    rows_at_start, steps_at_start, measured_from = 0, 0, 0.0
     while (now := time.perf_counter()) - begin < seconds + 2:
         if not measured_from and now - begin > 2:
-            rows_at_start, measured_from = int(returned.min()), now
+            rows_at_start, steps_at_start, measured_from = int(returned.min()), int(returned.sum()), now
         if rotate_ms and now - moved > rotate_ms / 1000:  # worker k to core k + shift
             shift, moved = shift + 1, now
             for k, process in enumerate(workers):
@@ -119,11 +122,12 @@ def serve(layout: tuple[int, int, int], seconds: float, ahead: int, rotate_ms: f
             for i in np.flatnonzero((sent == returned) & (sent - rows <= ahead)):
                 send(int(i))
     rate = (returned.min() - rows_at_start) * n / (now - measured_from)
+    all_steps = (returned.sum() - steps_at_start) / (now - measured_from)
     for conn in conns:
         conn.send(None)
     for process in workers:
         process.join(5)
-    return float(rate)
+    return float(rate), float(all_steps)
 
 
 def main() -> None:
@@ -147,8 +151,11 @@ def main() -> None:
         print(f"ceiling, {n_envs} one-env processes, nobody waiting: {total:.0f} agent steps/s "
               f"(slowest process at {slowest:.2f} of the mean)", flush=True)  # fmt: skip
         for layout, rotate in runs:
-            rates[layout, rotate].append(serve(layout, args.seconds, args.ahead, rotate, args.nice))
-            print(f"  {'x'.join(map(str, layout))}, rotate {rotate:g} ms: {rates[layout, rotate][-1]:.0f}", flush=True)
+            rows, all_steps = serve(layout, args.seconds, args.ahead, rotate, args.nice)
+            rates[layout, rotate].append(rows)
+            print(f"  {'x'.join(map(str, layout))}, rotate {rotate:g} ms: {rows:.0f} in rows "
+                  f"({rows / total:.0%} of the ceiling; all envs' steps {all_steps:.0f}, {all_steps / total:.0%})",
+                  flush=True)  # fmt: skip
     base = float(np.median(rates[runs[0]]))
     print("\n| layout | rotate (ms) | agent steps/s (median, runs) | vs first |\n| --- | --- | --- | --- |")
     for (layout, rotate), got in rates.items():
