@@ -5,7 +5,7 @@ from sb3_mario.callbacks import MarioEvalCallback
 from sb3_mario.cnn import MarioCNN
 from sb3_mario.ddqn import DoubleDQN
 from sb3_mario.env import make_mario_env, mario_env_ids
-from sb3_mario.evaluate import MarioEvalResult, evaluate_mario
+from sb3_mario.evaluation import MarioEvalResult, evaluate_mario
 from sb3_mario.version import __version__
 from sb3_mario.wrappers import MarioWrapper
 

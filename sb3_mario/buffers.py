@@ -443,3 +443,64 @@ class _Staging:
         event.record()
         self.events[self.turn] = event
         return sent
+
+
+class FilledRows:
+    """
+    A replay buffer that is not full yet, as it is pickled by :meth:`DoubleDQN.save_replay_buffer`: only the rows
+    written so far (SB3 preallocates the whole buffer, so a pickle of it is as large as the full buffer however
+    few transitions it holds). Unpickling it gives back the buffer itself, of the same class, with full-size
+    arrays and the same contents, so SB3's ``load_replay_buffer`` (and rl-zoo's ``--load-replay-buffer``) load
+    it as before, and training goes on filling it.
+
+    Works for SB3's ``ReplayBuffer``, ``NStepReplayBuffer`` and :class:`FrameReplayBuffer`: every array whose first
+    axis holds the rows (``buffer_size`` of them, or a :class:`FrameReplayBuffer`'s frame ring) is cut after the
+    rows written (those up to ``pos``, and ``pos`` itself: the next observation of the newest transition with
+    ``optimize_memory_usage``, the newest frame of a :class:`FrameReplayBuffer`); rows after it were never written
+    and are zeros again when loaded.
+
+    :param buffer: a replay buffer with ``full == False``
+    """
+
+    def __init__(self, buffer: ReplayBuffer) -> None:
+        if buffer.full:
+            raise ValueError("FilledRows is for a replay buffer that is not full yet; pickle a full one as it is.")
+        self.buffer_class: type[ReplayBuffer] = type(buffer)
+        self.rows = buffer.pos + 1
+        state: dict[str, Any] = dict(buffer.__getstate__())  # type: ignore[call-overload]
+        row_counts = {buffer.buffer_size, getattr(buffer, "capacity", buffer.buffer_size)}
+        #: per cut array, its full number of rows
+        self.lengths: dict[str, int] = {}
+        for key, value in state.items():
+            if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] in row_counts:
+                if value.shape[0] > self.rows:
+                    self.lengths[key] = value.shape[0]
+                    state[key] = value[: self.rows]
+        self.state = state
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return restore_filled_rows, (self.buffer_class, self.state, self.lengths)
+
+
+def restore_filled_rows(
+    buffer_class: type[ReplayBuffer], state: dict[str, Any], lengths: dict[str, int]
+) -> ReplayBuffer:
+    """
+    Rebuild the replay buffer that :class:`FilledRows` pickled.
+
+    :param buffer_class: the buffer's class
+    :param state: its state, the arrays in ``lengths`` cut after the rows written
+    :param lengths: the full number of rows of each cut array
+    :return: the buffer, with full-size arrays (zeros after the rows written)
+    """
+    for key, length in lengths.items():
+        rows = state[key]
+        whole = np.zeros((length, *rows.shape[1:]), dtype=rows.dtype)
+        whole[: len(rows)] = rows
+        state[key] = whole
+    buffer = buffer_class.__new__(buffer_class)
+    if hasattr(buffer, "__setstate__"):
+        buffer.__setstate__(state)
+    else:
+        buffer.__dict__.update(state)
+    return buffer

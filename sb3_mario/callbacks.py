@@ -8,7 +8,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack
 
 from sb3_mario.env import make_mario_env
-from sb3_mario.evaluate import MarioEvalResult, evaluate_mario
+from sb3_mario.evaluation import MarioEvalResult, evaluate_mario
 
 
 class MarioEvalCallback(BaseCallback):
@@ -31,6 +31,8 @@ class MarioEvalCallback(BaseCallback):
     :param eval_freq: evaluate every ``eval_freq`` calls of the callback (i.e. ``eval_freq * n_envs`` steps)
     :param deterministic: greedy actions
     :param noop_max: random no-op frames at the start of each evaluation episode (built eval env only)
+    :param sticky_actions: probability that each NES frame repeats the previous frame's action (built eval env
+        only; ``None``: as the training env)
     :param best_model_save_path: where to save ``best_model.zip`` (highest clear rate, then max x_pos)
     :param log_path: where to write ``mario_evaluations.npz`` (timesteps, clears, max_x_pos, returns, lengths)
     :param verbose: 1 prints one line per evaluation
@@ -43,6 +45,7 @@ class MarioEvalCallback(BaseCallback):
         eval_freq: int = 10000,
         deterministic: bool = True,
         noop_max: int = 30,
+        sticky_actions: float | None = None,
         best_model_save_path: str | None = None,
         log_path: str | None = None,
         verbose: int = 1,
@@ -55,6 +58,7 @@ class MarioEvalCallback(BaseCallback):
         self.eval_freq = eval_freq
         self.deterministic = deterministic
         self.noop_max = noop_max
+        self.sticky_actions = sticky_actions
         self.best_model_save_path = best_model_save_path
         self.log_path = log_path
         self.best_score: tuple[float, float] = (-np.inf, -np.inf)
@@ -85,6 +89,8 @@ class MarioEvalCallback(BaseCallback):
             ) from exc
         env_id = train_env.get_attr("spec", indices=[0])[0].id
         wrapper_kwargs["noop_max"] = self.noop_max
+        if self.sticky_actions is not None:
+            wrapper_kwargs["sticky_actions"] = self.sticky_actions
         return make_mario_env(env_id, n_envs=1, frame_stack=frame_stack, wrapper_kwargs=wrapper_kwargs)
 
     def _on_step(self) -> bool:

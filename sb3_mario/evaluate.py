@@ -9,120 +9,9 @@ actions are greedy unless ``--stochastic``.
 """
 
 import argparse
-from dataclasses import dataclass, field
-from typing import Any
 
-import numpy as np
-from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.vec_env import VecEnv
-
-from sb3_mario.env import make_mario_env
+from sb3_mario.evaluation import MarioEvalResult, evaluate_mario, make_pipeline_env
 from sb3_mario.saving import ALGORITHMS, load_model
-
-
-@dataclass
-class MarioEvalResult:
-    """Per-episode outcomes of :func:`evaluate_mario`."""
-
-    clears: list[bool] = field(default_factory=list)
-    max_x_pos: list[int] = field(default_factory=list)
-    returns: list[float] = field(default_factory=list)
-    lengths: list[int] = field(default_factory=list)
-
-    @property
-    def clear_rate(self) -> float:
-        """Fraction of episodes that reached the flag."""
-        return float(np.mean(self.clears)) if self.clears else 0.0
-
-    @property
-    def mean_max_x_pos(self) -> float:
-        """Mean over episodes of the farthest x position reached."""
-        return float(np.mean(self.max_x_pos)) if self.max_x_pos else 0.0
-
-    @property
-    def mean_return(self) -> float:
-        """Mean episode return (the wrapper's reward)."""
-        return float(np.mean(self.returns)) if self.returns else 0.0
-
-    def summary(self) -> str:
-        """:return: one line with the clear rate, mean max x_pos and mean return"""
-        n = len(self.clears)
-        return (
-            f"episodes={n} clear_rate={self.clear_rate:.2f} ({sum(self.clears)}/{n}) "
-            f"mean_max_x_pos={self.mean_max_x_pos:.1f} mean_return={self.mean_return:.1f} "
-            f"mean_length={np.mean(self.lengths) if self.lengths else 0:.1f}"
-        )
-
-
-def evaluate_mario(
-    model: BaseAlgorithm | BasePolicy,
-    env: VecEnv,
-    n_episodes: int = 20,
-    deterministic: bool = True,
-    first_seed: int = 0,
-) -> MarioEvalResult:
-    """
-    Play ``n_episodes`` episodes one after another, episode i seeded with ``first_seed + i``.
-
-    :param model: any SB3 algorithm or policy (``predict`` is used)
-    :param env: a Mario VecEnv with one env (e.g. ``make_mario_env(..., n_envs=1)``)
-    :param n_episodes: number of episodes
-    :param deterministic: greedy actions (True) or the policy's exploration (False)
-    :param first_seed: seed of the first episode
-    :return: per-episode clears, farthest x positions, returns and lengths
-    """
-    if env.num_envs != 1:
-        raise ValueError(
-            f"evaluate_mario plays one seeded episode at a time: pass a VecEnv with one env, got {env.num_envs}."
-        )
-    result = MarioEvalResult()
-    for episode in range(n_episodes):
-        env.seed(first_seed + episode)
-        obs = env.reset()
-        episode_return, length = 0.0, 0
-        while True:
-            action, _ = model.predict(obs, deterministic=deterministic)  # type: ignore[arg-type]
-            obs, rewards, dones, infos = env.step(action)
-            episode_return += float(rewards[0])
-            length += 1
-            if dones[0]:
-                info: dict[str, Any] = infos[0]
-                break
-        result.clears.append(bool(info.get("flag_get", False)))
-        result.max_x_pos.append(int(info.get("max_x_pos", info.get("x_pos", 0))))
-        result.returns.append(episode_return)
-        result.lengths.append(length)
-    return result
-
-
-def make_pipeline_env(
-    pipeline: dict[str, Any],
-    env_id: str = "SuperMarioBros-1-1-v0",
-    noop_max: int = 30,
-    frame_stack: int | None = None,
-    env_kwargs: dict[str, Any] | None = None,
-    **wrapper_overrides: Any,
-) -> VecEnv:
-    """
-    One env built like the one a model was trained on, for evaluation.
-
-    :param pipeline: what :func:`~sb3_mario.saving.load_model` returns beside the model
-        (``wrapper_kwargs``, ``frame_stack``)
-    :param env_id: gym-super-mario-bros id
-    :param noop_max: random no-op frames at the start of each episode
-    :param frame_stack: frames per observation (default: the pipeline's, else 4)
-    :param env_kwargs: keyword arguments for ``gym.make`` (e.g. ``render_mode="rgb_array"``)
-    :param wrapper_overrides: MarioWrapper arguments that replace the pipeline's (``None`` values are ignored)
-    :return: a Mario VecEnv with one env
-    """
-    wrapper_kwargs = dict(pipeline.get("wrapper_kwargs", {}))
-    wrapper_kwargs.update({key: value for key, value in wrapper_overrides.items() if value is not None})
-    wrapper_kwargs["noop_max"] = noop_max
-    frame_stack = frame_stack or pipeline.get("frame_stack", 4)
-    return make_mario_env(
-        env_id, n_envs=1, frame_stack=frame_stack, wrapper_kwargs=wrapper_kwargs, env_kwargs=env_kwargs
-    )
 
 
 def main(argv: list[str] | None = None) -> MarioEvalResult:
@@ -135,19 +24,26 @@ def main(argv: list[str] | None = None) -> MarioEvalResult:
     parser = argparse.ArgumentParser(prog="python -m sb3_mario.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("model", help="a saved model: SB3 .zip, or sb3-mario's weights-only .pt (with its .json)")
     parser.add_argument("--algo", default="ddqn", choices=sorted(ALGORITHMS), help="algorithm of a .zip model")
-    parser.add_argument("--env", default="SuperMarioBros-1-1-v0", help="gym-super-mario-bros env id")
+    parser.add_argument("--env", default=None, help="gym-super-mario-bros env id (default: the model's, else 1-1)")
     parser.add_argument("-n", "--n-episodes", type=int, default=20)
     parser.add_argument("--noop-max", type=int, default=30, help="random no-op frames at the start of each episode")
     parser.add_argument("--actions", default=None, help="action set (default: the model's, else right_only)")
     parser.add_argument("--frame-skip", type=int, default=None)
     parser.add_argument("--frame-stack", type=int, default=None)
+    parser.add_argument("--sticky-actions", type=float, default=None, metavar="P",
+                        help="repeat the previous NES frame's action with probability P (default: as trained, "
+                        "else 0; ALE v5 uses 0.25)")  # fmt: skip
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of greedy ones")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
     model, pipeline = load_model(args.model, algo=args.algo, device=args.device)
-    env = make_pipeline_env(pipeline, args.env, args.noop_max, args.frame_stack, actions=args.actions,
-                            frame_skip=args.frame_skip)  # fmt: skip
+    env_id = args.env or pipeline.get("env_id") or "SuperMarioBros-1-1-v0"
+    env = make_pipeline_env(pipeline, env_id, args.noop_max, args.frame_stack, actions=args.actions,
+                            frame_skip=args.frame_skip, sticky_actions=args.sticky_actions)  # fmt: skip
+    actions = "stochastic" if args.stochastic else "greedy"
+    print(f"{env_id}: {args.n_episodes} episodes, seeds 0..{args.n_episodes - 1}, 0-{args.noop_max} no-op frames, "
+          f"sticky actions {env.get_attr('sticky_actions')[0]}, {actions}")  # fmt: skip
     result = MarioEvalResult()
     try:
         for episode in range(args.n_episodes):

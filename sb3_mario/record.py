@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sb3_mario.evaluate import make_pipeline_env
+from sb3_mario.evaluation import make_pipeline_env
 from sb3_mario.saving import ALGORITHMS, load_model
 
 

@@ -104,7 +104,7 @@ def zoo_pipeline(model_path: Path) -> dict[str, Any]:
     (``logs/<algo>/<env>_<run>/<env>/config.yml``).
 
     :param model_path: the model zip inside an rl-zoo run folder
-    :return: ``{"wrapper_kwargs": ..., "frame_stack": ...}`` for what was found, else ``{}``
+    :return: ``{"wrapper_kwargs": ..., "frame_stack": ..., "env_id": ...}`` for what was found, else ``{}``
     """
     for config in sorted(model_path.parent.glob("*/config.yml")):
         with open(config) as f:
@@ -116,6 +116,12 @@ def zoo_pipeline(model_path: Path) -> dict[str, Any]:
                 pipeline["wrapper_kwargs"] = dict(entry["sb3_mario.wrappers.MarioWrapper"] or {})
         if saved.get("frame_stack"):
             pipeline["frame_stack"] = int(saved["frame_stack"])
+        args = config.parent / "args.yml"
+        if args.is_file():
+            with open(args) as f:
+                env_id = dict(yaml.load(f, Loader=yaml.UnsafeLoader)).get("env")
+            if env_id:
+                pipeline["env_id"] = str(env_id)
         return pipeline
     return {}
 

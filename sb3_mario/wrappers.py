@@ -3,6 +3,14 @@
 ``MarioWrapper(env, **kwargs)`` is what rl-zoo's ``env_wrapper:`` names (as the dotted path
 ``sb3_mario.wrappers.MarioWrapper``). Frame stacking is left to SB3's ``VecFrameStack`` (the zoo's
 ``frame_stack: 4``), so the replay buffer stores each frame's stack the way SB3 expects.
+
+SB3's ``make_vec_env`` (and so rl-zoo) puts ``Monitor`` *under* the env wrapper. A Monitor there would
+count NES frames and gym-super-mario-bros' own reward, and it would never see an episode that the wrapper
+cuts (``stuck_steps``), so SB3's ``evaluate_policy`` and ``EvalCallback``, which count only the episodes
+that Monitor reports, would wait for ever on an agent that stands still. ``MarioWrapper`` therefore does
+its work in :class:`MarioCore`, placed beneath such a Monitor: Monitor, ``monitor.csv``,
+``rollout/ep_rew_mean``, ``evaluate_policy`` and :func:`sb3_mario.evaluate_mario` all see the same agent
+steps, the same episode ends and the same reward.
 """
 
 import multiprocessing
@@ -16,6 +24,7 @@ import numpy as np
 from gym_super_mario_bros.actions import COMPLEX_MOVEMENT, RIGHT_ONLY, SIMPLE_MOVEMENT
 from nes_py import NESEnv
 from nes_py.wrappers import JoypadSpace
+from stable_baselines3.common.monitor import Monitor
 
 #: JoypadSpace action sets by name. ``right_only`` is the seed's 5 actions.
 ACTION_SETS: dict[str, list[list[str]]] = {
@@ -30,6 +39,8 @@ CLASSIC_REWARD_FIELDS = ("x_pos", "time", "is_dying", "is_dead")
 MAX_X_STEP = 5
 DEATH_PENALTY = -15.0
 REWARD_CLIP = 15.0
+#: the wrappers that record episode statistics; MarioWrapper's frames are processed beneath them
+EPISODE_RECORDERS: tuple[type[gym.Wrapper], ...] = (Monitor, gym.wrappers.RecordEpisodeStatistics)
 
 
 def classic_reward(info: dict[str, Any], x_last: int, time_last: int) -> float:
@@ -74,31 +85,12 @@ def is_mario_env(env: gym.Env) -> bool:
     return isinstance(base, NESEnv) and type(base).__module__.startswith("gym_super_mario_bros")
 
 
-class MarioWrapper(gym.Wrapper):
+class MarioCore(gym.Wrapper):
     """
-    Super Mario Bros. preprocessing: JoypadSpace action set, frame skip (rewards summed, stops at episode end,
-    optional max over the last two frames), grayscale, resize to ``screen_size`` x ``screen_size`` uint8,
-    optional random no-op starts, and the reward.
-
-    Grayscale frames come straight from nes-py's native ``observation('grayscale', output=...)`` and are
-    resized with OpenCV's ``INTER_AREA``. Observations are channel-last ``(screen_size, screen_size, 1)``
-    (3 channels with ``grayscale=False``); stack them with ``VecFrameStack`` (zoo: ``frame_stack: 4``).
-
-    The info dict keeps gym-super-mario-bros' fields of the last frame (``flag_get``, ``x_pos``, ...) and
-    adds ``max_x_pos``, the farthest ``x_pos`` of the episode so far.
-
-    :param env: a gym-super-mario-bros env, e.g. ``gym.make("SuperMarioBros-1-1-v0")``
-    :param actions: ``"right_only"`` (5 actions, the seed's), ``"simple"`` (7) or ``"complex"`` (12)
-    :param frame_skip: NES frames per agent step (the action is repeated), >= 1
-    :param max_pool: take the pixel-wise max of the last two frames of each step (removes sprite flicker)
-    :param screen_size: side of the square observation, in pixels
-    :param grayscale: one gray channel (True) or RGB (False)
-    :param reward: ``"classic"``: the seed's reward (x progress, -1 per clock tick, -15 on death, clipped to
-        +-15 per frame); ``"native"``: gym-super-mario-bros 9.x's shaped reward
-    :param reward_scale: factor applied to the summed reward of each step
-    :param noop_max: at reset, do a random number of no-op frames in [0, noop_max]
-    :param stuck_steps: end the episode as truncated (``TimeLimit.truncated``) when Mario has not gone farther
-        right for this many agent steps; ``None`` waits for the game clock (up to ~2,400 steps)
+    The work of :class:`MarioWrapper`, on the env beneath any ``Monitor`` (see the module): JoypadSpace action
+    set, frame skip (rewards summed, stops at episode end, optional max over the last two frames), optional
+    sticky actions, grayscale, resize to ``screen_size`` x ``screen_size`` uint8, random no-op starts, the
+    reward, and the cut of episodes without progress. Its arguments are :class:`MarioWrapper`'s.
     """
 
     def __init__(
@@ -113,36 +105,9 @@ class MarioWrapper(gym.Wrapper):
         reward_scale: float = 1.0,
         noop_max: int = 0,
         stuck_steps: int | None = None,
+        sticky_actions: float = 0.0,
     ) -> None:
-        if not is_mario_env(env):
-            spec_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
-            raise ValueError(
-                f"MarioWrapper only wraps gym-super-mario-bros envs, got {spec_id!r} "
-                f"({type(env.unwrapped).__name__}). Create one with gym.make('SuperMarioBros-1-1-v0') or "
-                "sb3_mario.make_mario_env(...); for Atari use stable_baselines3.common.atari_wrappers.AtariWrapper."
-            )
-        if actions not in ACTION_SETS:
-            raise ValueError(f"Unknown action set {actions!r}: choose one of {sorted(ACTION_SETS)}.")
-        if reward not in REWARDS:
-            raise ValueError(f"Unknown reward {reward!r}: choose one of {list(REWARDS)}.")
-        if frame_skip < 1 or screen_size < 1 or noop_max < 0 or (stuck_steps is not None and stuck_steps < 1):
-            raise ValueError(
-                f"Need frame_skip >= 1, screen_size >= 1, noop_max >= 0 and stuck_steps >= 1 (or None); got "
-                f"frame_skip={frame_skip}, screen_size={screen_size}, noop_max={noop_max}, stuck_steps={stuck_steps}."
-            )
         super().__init__(JoypadSpace(env, ACTION_SETS[actions]))
-        configure_env_worker()
-        self.mario_kwargs: dict[str, Any] = dict(
-            actions=actions,
-            frame_skip=frame_skip,
-            max_pool=max_pool,
-            screen_size=screen_size,
-            grayscale=grayscale,
-            reward=reward,
-            reward_scale=reward_scale,
-            noop_max=noop_max,
-            stuck_steps=stuck_steps,
-        )
         self.stuck_steps = stuck_steps
         self._steps_since_progress = 0
         self.frame_skip = frame_skip
@@ -152,6 +117,7 @@ class MarioWrapper(gym.Wrapper):
         self.reward_mode = reward
         self.reward_scale = reward_scale
         self.noop_max = noop_max
+        self.sticky_actions = sticky_actions
         self._nes: NESEnv = env.unwrapped
         channels = 1 if grayscale else 3
         self.observation_space = gym.spaces.Box(0, 255, (screen_size, screen_size, channels), np.uint8)
@@ -161,6 +127,7 @@ class MarioWrapper(gym.Wrapper):
         self._x_last = 0
         self._time_last = 0
         self._max_x = 0
+        self._last_action = 0  # the action of the previous NES frame (sticky actions repeat it)
 
     def _grab(self, slot: int) -> None:
         mode = "grayscale" if self.grayscale else "rgb_array_contiguous"
@@ -181,7 +148,7 @@ class MarioWrapper(gym.Wrapper):
         """
         Reset the game, then do a random number of no-op frames in [0, noop_max].
 
-        :param seed: seed for the env's random generator (no-op count)
+        :param seed: seed for the env's random generator (no-op count, sticky actions)
         :param options: passed to the env
         :return: first observation and info
         """
@@ -201,9 +168,17 @@ class MarioWrapper(gym.Wrapper):
                 _, info = self.env.reset(options=options)
         self._max_x = 0
         self._steps_since_progress = 0
+        self._last_action = 0
         self._track(info)
         self._grab(1)
         return self._observation(pooled=False), info
+
+    def _frame_action(self, action: int) -> int:
+        # sticky actions (Machado et al. 2018): each NES frame, with probability p, the previous frame's action
+        if self.sticky_actions > 0 and self.np_random.random() < self.sticky_actions:
+            return self._last_action
+        self._last_action = action
+        return action
 
     def step(self, action: int) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         """
@@ -218,7 +193,7 @@ class MarioWrapper(gym.Wrapper):
         max_x_before = self._max_x
         info: dict[str, Any] = {}
         for frame in range(self.frame_skip):
-            _, reward, terminated, truncated, info = self.env.step(action)
+            _, reward, terminated, truncated, info = self.env.step(self._frame_action(int(action)))
             if self.reward_mode == "classic":
                 total += classic_reward(info, self._x_last, self._time_last)
             else:
@@ -234,3 +209,98 @@ class MarioWrapper(gym.Wrapper):
             truncated = self._steps_since_progress >= self.stuck_steps
         self._grab(1)
         return self._observation(pooled), total * self.reward_scale, terminated, truncated, info
+
+
+class MarioWrapper(gym.Wrapper):
+    """
+    Super Mario Bros. preprocessing: JoypadSpace action set, frame skip (rewards summed, stops at episode end,
+    optional max over the last two frames), grayscale, resize to ``screen_size`` x ``screen_size`` uint8,
+    optional random no-op starts, the reward, optional sticky actions and the cut of episodes without progress.
+
+    Grayscale frames come straight from nes-py's native ``observation('grayscale', output=...)`` and are
+    resized with OpenCV's ``INTER_AREA``. Observations are channel-last ``(screen_size, screen_size, 1)``
+    (3 channels with ``grayscale=False``); stack them with ``VecFrameStack`` (zoo: ``frame_stack: 4``).
+
+    The info dict keeps gym-super-mario-bros' fields of the last frame (``flag_get``, ``x_pos``, ...) and
+    adds ``max_x_pos``, the farthest ``x_pos`` of the episode so far.
+
+    When ``env`` is a ``Monitor`` (or gymnasium's ``RecordEpisodeStatistics``), as SB3's ``make_vec_env`` and
+    rl-zoo build it, the work is done by a :class:`MarioCore` placed beneath it, so that the Monitor records
+    agent steps, this wrapper's reward and every episode end, the ``stuck_steps`` cut included (see the module).
+
+    :param env: a gym-super-mario-bros env, e.g. ``gym.make("SuperMarioBros-1-1-v0")``, optionally in ``Monitor``
+    :param actions: ``"right_only"`` (5 actions, the seed's), ``"simple"`` (7) or ``"complex"`` (12)
+    :param frame_skip: NES frames per agent step (the action is repeated), >= 1
+    :param max_pool: take the pixel-wise max of the last two frames of each step (removes sprite flicker)
+    :param screen_size: side of the square observation, in pixels
+    :param grayscale: one gray channel (True) or RGB (False)
+    :param reward: ``"classic"``: the seed's reward (x progress, -1 per clock tick, -15 on death, clipped to
+        +-15 per frame); ``"native"``: gym-super-mario-bros 9.x's shaped reward
+    :param reward_scale: factor applied to the summed reward of each step
+    :param noop_max: at reset, do a random number of no-op frames in [0, noop_max]
+    :param stuck_steps: end the episode as truncated (``TimeLimit.truncated``) when Mario has not gone farther
+        right for this many agent steps; ``None`` waits for the game clock (up to ~2,400 steps)
+    :param sticky_actions: each NES frame, with this probability the previous frame's action is repeated instead
+        of the chosen one (Machado et al. 2018, ALE v5 uses 0.25), drawn from the env's seeded random generator;
+        0 (the default) plays every chosen action, as the NES is deterministic
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        actions: str = "right_only",
+        frame_skip: int = 4,
+        max_pool: bool = False,
+        screen_size: int = 84,
+        grayscale: bool = True,
+        reward: str = "classic",
+        reward_scale: float = 1.0,
+        noop_max: int = 0,
+        stuck_steps: int | None = None,
+        sticky_actions: float = 0.0,
+    ) -> None:
+        if not is_mario_env(env):
+            spec_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+            raise ValueError(
+                f"MarioWrapper only wraps gym-super-mario-bros envs, got {spec_id!r} "
+                f"({type(env.unwrapped).__name__}). Create one with gym.make('SuperMarioBros-1-1-v0') or "
+                "sb3_mario.make_mario_env(...); for Atari use stable_baselines3.common.atari_wrappers.AtariWrapper."
+            )
+        if actions not in ACTION_SETS:
+            raise ValueError(f"Unknown action set {actions!r}: choose one of {sorted(ACTION_SETS)}.")
+        if reward not in REWARDS:
+            raise ValueError(f"Unknown reward {reward!r}: choose one of {list(REWARDS)}.")
+        if frame_skip < 1 or screen_size < 1 or noop_max < 0 or (stuck_steps is not None and stuck_steps < 1):
+            raise ValueError(
+                f"Need frame_skip >= 1, screen_size >= 1, noop_max >= 0 and stuck_steps >= 1 (or None); got "
+                f"frame_skip={frame_skip}, screen_size={screen_size}, noop_max={noop_max}, stuck_steps={stuck_steps}."
+            )
+        if not 0 <= sticky_actions < 1:
+            raise ValueError(f"sticky_actions is a probability in [0, 1), got {sticky_actions} (ALE v5 uses 0.25).")
+        configure_env_worker()
+        self.mario_kwargs: dict[str, Any] = dict(
+            actions=actions,
+            frame_skip=frame_skip,
+            max_pool=max_pool,
+            screen_size=screen_size,
+            grayscale=grayscale,
+            reward=reward,
+            reward_scale=reward_scale,
+            noop_max=noop_max,
+            stuck_steps=stuck_steps,
+            sticky_actions=sticky_actions,
+        )
+        # beneath the Monitor(s) directly under this wrapper, if any; else directly under it
+        recorder: gym.Wrapper | None = None
+        below: gym.Env = env
+        while isinstance(below, EPISODE_RECORDERS):
+            recorder, below = below, below.env
+        self.core = MarioCore(below, **self.mario_kwargs)
+        if recorder is None:
+            super().__init__(self.core)
+        else:
+            recorder.env = self.core
+            super().__init__(env)
+        self.frame_skip = frame_skip
+        self.stuck_steps = stuck_steps
+        self.sticky_actions = sticky_actions

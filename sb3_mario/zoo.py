@@ -7,15 +7,23 @@ rl_zoo3 has no plugin mechanism, so :func:`patch` edits three of its modules rig
 - ``rl_zoo3.hyperparams_opt``: adds the ``ddqn`` sampler and converter for ``-optimize``;
 - ``rl_zoo3.exp_manager``: when no ``--conf-file`` is given, hyperparameters come from this package's
   ``zoo_configs/<algo>.yml`` for ``ddqn`` and for any env id listed there (a user's ``--conf-file``
-  always wins); ``sb3_mario`` is importable by name inside yml ``policy_kwargs`` strings.
+  always wins); ``sb3_mario`` is importable by name inside yml ``policy_kwargs`` strings. On Mario ids the
+  envs run in subprocesses unless ``--vec-env`` says otherwise, ``ddqn``'s hyperparameters are checked before
+  any env or folder is made, a start that fails leaves no run folder behind, and building the envs says how
+  long it took.
 
 The start-up hook (``sb3_mario_hook.pth``) calls :func:`patch` for ``python -m rl_zoo3.*``;
 ``python -m sb3_mario.train`` calls :func:`patch_all` explicitly.
 """
 
+import argparse
 import functools
 import importlib
 import inspect
+import os
+import shutil
+import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -169,6 +177,32 @@ def check_hyperparameter_names(algo: str, hyperparams: dict[str, Any], config: s
         )
 
 
+def check_hyperparameter_values(hyperparams: dict[str, Any], config: str) -> None:
+    """
+    Raise a ``ValueError`` naming the out-of-range values of a zoo config section (with ``--hyperparams``
+    applied), before any env is built.
+
+    :param hyperparams: the config section of the env
+    :param config: the config file, for the message
+    """
+    from sb3_mario.ddqn.ddqn import HYPERPARAMETER_RULES, check_hyperparameters
+
+    try:
+        check_hyperparameters(**{k: v for k, v in hyperparams.items() if k in HYPERPARAMETER_RULES})
+    except ValueError as exc:
+        raise ValueError(f"{exc} Fix them in {config} or in --hyperparams.") from None
+
+
+def vec_env_given(argv: list[str]) -> bool:
+    """
+    :param argv: the command line (``sys.argv[1:]``)
+    :return: whether it names ``--vec-env`` (abbreviations included, as argparse reads them)
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--vec-env", default=None)
+    return parser.parse_known_args(argv)[0].vec_env is not None
+
+
 def _patch_exp_manager(module: ModuleType) -> None:
     import sb3_mario
 
@@ -177,6 +211,8 @@ def _patch_exp_manager(module: ModuleType) -> None:
     manager = module.ExperimentManager
     original_init = manager.__init__
     original_read = manager.read_hyperparameters
+    original_setup = manager.setup_experiment
+    original_create_envs = manager.create_envs
     original_learn = manager.learn
 
     @functools.wraps(original_init)
@@ -184,18 +220,49 @@ def _patch_exp_manager(module: ModuleType) -> None:
         if kwargs.get("config") is None:
             kwargs["config"] = default_config(algo, env_id)
         original_init(self, args, algo, env_id, *rest, **kwargs)
-        if self.eval_freq == ZOO_DEFAULT_EVAL_FREQ and env_id in _mario_ids():
+        if env_id not in _mario_ids():
+            return
+        if self.eval_freq == ZOO_DEFAULT_EVAL_FREQ:
             # a Mario evaluation plays whole levels in the trainer's process: rl-zoo's default would spend
             # most of the run evaluating
             self.eval_freq = MARIO_EVAL_FREQ
             print(f"sb3-mario: evaluating every {MARIO_EVAL_FREQ} steps on Mario (pass --eval-freq to choose)")
+        if not vec_env_given(sys.argv[1:]):
+            from stable_baselines3.common.vec_env import SubprocVecEnv
+
+            # one emulator per process: several times faster than stepping them one after another here
+            self.vec_env_class = SubprocVecEnv
+            print("sb3-mario: Mario envs run in subprocesses, one per env (pass --vec-env dummy to keep them here)")
 
     @functools.wraps(original_read)
     def read_hyperparameters(self: Any) -> Any:
         hyperparams, saved = original_read(self)
         if self.algo == ALGO:
             check_hyperparameter_names(self.algo, hyperparams, self.config)
+            check_hyperparameter_values(hyperparams, self.config)
         return hyperparams, saved
+
+    @functools.wraps(original_setup)
+    def setup_experiment(self: Any) -> Any:
+        existed = os.path.exists(self.save_path)
+        try:
+            return original_setup(self)
+        except BaseException:
+            if not existed and os.path.isdir(self.save_path):
+                shutil.rmtree(self.save_path, ignore_errors=True)  # a failed start leaves no run folder
+            raise
+
+    @functools.wraps(original_create_envs)
+    def create_envs(self: Any, n_envs: int, eval_env: bool = False, no_log: bool = False) -> Any:
+        if self.env_name.gym_id not in _mario_ids():
+            return original_create_envs(self, n_envs, eval_env=eval_env, no_log=no_log)
+        where = "in subprocesses" if self.vec_env_class.__name__ == "SubprocVecEnv" else "in this process"
+        what = "evaluation env" if eval_env else "training envs"
+        print(f"sb3-mario: starting {n_envs} Mario {what} {where}...", flush=True)
+        start = time.perf_counter()
+        env = original_create_envs(self, n_envs, eval_env=eval_env, no_log=no_log)
+        print(f"sb3-mario: {n_envs} Mario {what} ready in {time.perf_counter() - start:.1f} s", flush=True)
+        return env
 
     @functools.wraps(original_learn)
     def learn(self: Any, model: Any) -> None:
@@ -209,6 +276,8 @@ def _patch_exp_manager(module: ModuleType) -> None:
 
     manager.__init__ = __init__
     manager.read_hyperparameters = read_hyperparameters
+    manager.setup_experiment = setup_experiment
+    manager.create_envs = create_envs
     manager.learn = learn
 
 

@@ -36,6 +36,7 @@ def main() -> None:
         if path.name.startswith("rl_model_") and (exported / path.name).with_suffix(".pt").exists():
             continue
         model, pipeline = load_model(path, algo=args.algo, device="cpu")
+        pipeline.pop("env_id", None)  # args.env names it
         stem = exported / f"rl_model_{model.num_timesteps}_steps"  # type: ignore[union-attr]
         if stem.with_suffix(".pt").exists():
             continue

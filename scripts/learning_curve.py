@@ -22,22 +22,22 @@ import numpy as np
 ALGO_NAMES = {"ddqn": "DoubleDQN (sb3-mario)", "dqn": "SB3 DQN", "qrdqn": "QR-DQN (sb3-contrib)"}
 
 
-def evaluate_checkpoint(job: tuple[str, str, int, str]) -> dict:
-    path, algo, episodes, env_id = job
+def evaluate_checkpoint(job: tuple[str, str, int, str, float | None]) -> dict:
+    path, algo, episodes, env_id, sticky_actions = job
     import torch as th
 
     th.set_num_threads(1)
-    from sb3_mario.evaluate import evaluate_mario, make_pipeline_env
+    from sb3_mario.evaluation import evaluate_mario, make_pipeline_env
     from sb3_mario.saving import load_model
 
     model, pipeline = load_model(path, algo=algo, device="cpu")
-    env = make_pipeline_env(pipeline, env_id, noop_max=30)
+    env = make_pipeline_env(pipeline, env_id, noop_max=30, sticky_actions=sticky_actions)
     result = evaluate_mario(model, env, n_episodes=episodes)
     env.close()
     return {"clear_rate": result.clear_rate, "mean_max_x_pos": result.mean_max_x_pos, "mean_return": result.mean_return}
 
 
-def monitor_episodes(run: Path, frame_skip: int = 4) -> tuple[float, list[dict]]:
+def monitor_episodes(run: Path) -> tuple[float, list[dict]]:
     """:return: the run's start time and its training episodes (end time, agent steps so far, flag_get)"""
     rows, starts = [], []
     for monitor in sorted(run.glob("*.monitor.csv")):
@@ -49,7 +49,7 @@ def monitor_episodes(run: Path, frame_skip: int = 4) -> tuple[float, list[dict]]
                 )
     rows.sort(key=lambda r: r["t"])
     start = min(starts) if starts else 0.0
-    steps = np.cumsum([r["l"] for r in rows]) / frame_skip  # Monitor counts NES frames
+    steps = np.cumsum([r["l"] for r in rows])  # Monitor counts agent steps (it sits beneath the frame skip)
     return start, [
         {"minutes": (r["t"] - start) / 60, "steps": s, "flag": r["flag"]} for r, s in zip(rows, steps, strict=True)
     ]
@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--out", default="learning_curve.png")
     parser.add_argument("--csv", default="learning_curve.csv")
     parser.add_argument("--processes", type=int, default=multiprocessing.cpu_count())
+    parser.add_argument("--sticky-actions", type=float, default=None, metavar="P",
+                        help="evaluate with sticky actions of probability P (default: as trained)")  # fmt: skip
     parser.add_argument("--replot", action="store_true", help="reuse the evaluations in --csv, only redraw")
     args = parser.parse_args()
 
@@ -85,7 +87,7 @@ def main() -> None:
             p.stem: p for p in run.glob("rl_model_*_steps.zip")
         }
         checkpoints = sorted(found.values(), key=lambda p: int(re.findall(r"\d+", p.name)[0]))
-        jobs = [(str(p), algo, args.episodes, args.env) for p in checkpoints]
+        jobs = [(str(p), algo, args.episodes, args.env, args.sticky_actions) for p in checkpoints]
         with multiprocessing.get_context("spawn").Pool(min(args.processes, max(len(jobs), 1))) as pool:
             results = pool.map(evaluate_checkpoint, jobs)
         points = []

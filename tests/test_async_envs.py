@@ -222,7 +222,7 @@ def test_workers_yield_their_cores_to_a_gpu_trainer():
 def test_async_envs_fall_back_to_lock_step_without_subprocesses():
     env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=2, seed=0)
     model = DoubleDQN("CnnPolicy", env, buffer_size=200, learning_starts=1000, device="cpu", async_envs=True)
-    with pytest.warns(UserWarning, match="async_envs needs a SubprocVecEnv"):
+    with pytest.warns(UserWarning, match=r"async_envs=True needs envs in subprocesses \(rl-zoo: --vec-env subproc"):
         model.learn(20)
     assert isinstance(model.env, OverlapVecEnv)
     env.close()

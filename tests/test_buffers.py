@@ -19,7 +19,8 @@ class FlickerEnv(gym.Env):
     """Random frames (sometimes all black), random episode ends and time-limit truncations."""
 
     def __init__(self, channels: int = 1) -> None:
-        self.observation_space = gym.spaces.Box(0, 255, (12, 10, channels), np.uint8)
+        # larger than the 12 channels of 4 stacked RGB frames, so that the stack reads as channel-first
+        self.observation_space = gym.spaces.Box(0, 255, (16, 13, channels), np.uint8)
         self.action_space = gym.spaces.Discrete(3)
 
     def _frame(self) -> np.ndarray:
@@ -142,3 +143,62 @@ def test_saved_buffer_with_device_storage_loads_and_samples_the_same(tmp_path):
     loaded = pickle.loads(pickle.dumps(ours))
     assert loaded.frames_on_device is not None
     assert_same_samples(ours, loaded)
+
+
+def buffer_arrays(buffer) -> dict[str, np.ndarray]:
+    return {k: v for k, v in vars(buffer).items() if isinstance(v, np.ndarray)}
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda spaces: ReplayBuffer(1_000, *spaces, device="cpu", n_envs=2),
+        lambda spaces: ReplayBuffer(
+            1_000, *spaces, device="cpu", n_envs=2, optimize_memory_usage=True, handle_timeout_termination=False
+        ),
+        lambda spaces: NStepReplayBuffer(1_000, *spaces, device="cpu", n_envs=2, n_steps=3, gamma=0.9),
+        lambda spaces: FrameReplayBuffer(1_000, *spaces, device="cpu", n_envs=2, n_steps=3, gamma=0.9),
+        lambda spaces: FrameReplayBuffer(1_000, *spaces, device="cpu", n_envs=2, storage_device="cpu"),
+    ],
+    ids=["sb3", "sb3-optimize-memory", "sb3-n-step", "frames", "frames-on-device"],
+)
+def test_a_partly_filled_buffer_saves_only_its_rows_and_loads_back_the_same(make, tmp_path):
+    import pickle
+
+    from sb3_mario.buffers import FilledRows
+
+    env = fill_both([], 2, 0)
+    buffer = make((env.observation_space, env.action_space))
+    fill_both([buffer], 2, 60)
+    whole, cut = pickle.dumps(buffer), pickle.dumps(FilledRows(buffer))
+    assert len(cut) < len(whole) / 5  # 61 of 500 rows (the newest next observation included)
+    loaded = pickle.loads(cut)
+    assert type(loaded) is type(buffer) and (loaded.pos, loaded.full) == (buffer.pos, buffer.full)
+    before, after = buffer_arrays(buffer), buffer_arrays(loaded)
+    assert before.keys() == after.keys()
+    for key in before:
+        assert before[key].shape == after[key].shape and np.array_equal(before[key], after[key]), key
+    assert_same_samples(buffer, loaded)
+    # and it goes on filling as the original does
+    fill_both([buffer, loaded], 2, 30, seed=5)
+    assert_same_samples(buffer, loaded, seed=9)
+
+
+def test_save_replay_buffer_writes_the_filled_rows_and_sb3_loads_it(tmp_path, capsys):
+    env = fill_both([], 2, 0)
+    model = DoubleDQN("MlpPolicy", env, buffer_size=2_000, learning_starts=10_000, device="cpu",
+                      replay_buffer_class=FrameReplayBuffer, verbose=1)  # fmt: skip
+    model.learn(100)
+    capsys.readouterr()
+    model.save_replay_buffer(tmp_path / "buffer")
+    path = tmp_path / "buffer.pkl"
+    assert f"Saved the replay buffer to {path}: {model.num_timesteps} of 2,000 transitions" in capsys.readouterr().out
+    full_bytes = model.replay_buffer.frames.nbytes
+    assert path.stat().st_size < full_bytes / 5  # ~100 of 1,000 rows
+    other = DoubleDQN("MlpPolicy", env, buffer_size=2_000, learning_starts=10_000, device="cpu",
+                      replay_buffer_class=FrameReplayBuffer)  # fmt: skip
+    other.load_replay_buffer(path)  # SB3's own loading
+    assert other.replay_buffer.pos == model.replay_buffer.pos and other.replay_buffer.frames.shape == (
+        model.replay_buffer.frames.shape
+    )
+    assert_same_samples(model.replay_buffer, other.replay_buffer)

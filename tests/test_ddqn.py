@@ -8,6 +8,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.envs import FakeImageEnv
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.monitor import Monitor
 
 from sb3_mario import DoubleDQN
 
@@ -127,7 +128,7 @@ def test_learns_cartpole():
     )
     # DQN on CartPole swings between good and collapsed policies; the best of its evaluations during training
     # is what says it learns (a random policy returns ~22; over seeds 0-5 the best was 144-428)
-    evaluations = EvalCallback(gym.make("CartPole-v1"), eval_freq=2048, n_eval_episodes=5, verbose=0)
+    evaluations = EvalCallback(Monitor(gym.make("CartPole-v1")), eval_freq=2048, n_eval_episodes=5, verbose=0)
     model.learn(20_000, callback=evaluations)
     assert evaluations.best_mean_reward >= 120, f"best mean evaluation return {evaluations.best_mean_reward}"
 

@@ -96,3 +96,12 @@ def test_corrupt_exported_weights_get_a_clear_error(saved_model, tmp_path):
     pt.write_bytes(pt.read_bytes()[:100])
     with pytest.raises(ValueError, match="not weights exported by sb3_mario"):
         load_weights(pt)
+
+
+def test_evaluate_command_plays_with_sticky_actions_when_asked(saved_model, capsys):
+    plain = evaluate_main([str(saved_model), "-n", "1"])
+    assert "sticky actions 0.0" in capsys.readouterr().out
+    sticky = evaluate_main([str(saved_model), "-n", "1", "--sticky-actions", "0.25"])
+    out = capsys.readouterr().out
+    assert "SuperMarioBros-1-1-v0: 1 episodes, seeds 0..0, 0-30 no-op frames, sticky actions 0.25, greedy" in out
+    assert len(sticky.clears) == len(plain.clears) == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from sb3_mario import DoubleDQN, make_mario_env
-from sb3_mario.evaluate import evaluate_mario
+from sb3_mario.evaluation import evaluate_mario
 from sb3_mario.record import record
 from sb3_mario.saving import load_weights
 

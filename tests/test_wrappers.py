@@ -188,3 +188,45 @@ def test_stuck_episodes_are_truncated():
     for _ in range(40):  # running right keeps making progress
         _, _, terminated, truncated, _ = env.step(RIGHT)
         assert not truncated
+
+
+def play(env: MarioWrapper, actions: list[int], seed: int = 0) -> tuple[list[bytes], list[int]]:
+    env.reset(seed=seed)
+    screens, xs = [], []
+    for action in actions:
+        obs, _, terminated, truncated, info = env.step(action)
+        screens.append(obs.tobytes())
+        xs.append(info["x_pos"])
+        if terminated or truncated:
+            break
+    return screens, xs
+
+
+def test_sticky_actions_zero_plays_every_chosen_action():
+    script = [RIGHT, 2, 0, RIGHT, 4, RIGHT, 0, 0, 2] * 6
+    assert play(mario(), script) == play(mario(sticky_actions=0.0), script)
+
+
+def test_sticky_actions_repeat_the_previous_frames_action_seeded_by_the_env():
+    script = [RIGHT, 0] * 40  # alternate: a repeated action shows as different progress
+    plain = play(mario(frame_skip=1), script)
+    sticky = play(mario(frame_skip=1, sticky_actions=0.25), script)
+    assert sticky == play(mario(frame_skip=1, sticky_actions=0.25), script)  # same seed, same game
+    assert sticky != plain and sticky != play(mario(frame_skip=1, sticky_actions=0.25), script, seed=1)
+    # per NES frame: with frame skip 1, a repeated frame is one where the chosen action was not played
+    env = mario(frame_skip=1, sticky_actions=0.25)
+    env.reset(seed=3)
+    played = []
+    original = env.core.env.step
+    env.core.env.step = lambda a: (played.append(a), original(a))[1]
+    for action in script:
+        env.step(action)
+    repeated = [i for i, (a, chosen) in enumerate(zip(played, script, strict=True)) if a != chosen]
+    assert all(played[i] == played[i - 1] for i in repeated if i > 0)
+    assert 0.1 < len(repeated) / len(script) < 0.4  # about 1/4 of the frames
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
+def test_sticky_actions_must_be_a_probability(p):
+    with pytest.raises(ValueError, match=r"sticky_actions is a probability in \[0, 1\)"):
+        mario(sticky_actions=p)

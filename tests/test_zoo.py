@@ -36,7 +36,44 @@ def ddqn_run(tmp_path_factory) -> Path:
         "--save-replay-buffer", *TINY, cwd=cwd,
     )  # fmt: skip
     assert "zoo_configs/ddqn.yml" in out.replace(os.sep, "/")
+    (cwd / "train.log").write_text(out)
     return cwd
+
+
+def test_train_on_mario_uses_subprocess_envs_and_says_what_takes_time(ddqn_run):
+    out = (ddqn_run / "train.log").read_text()
+    # no --vec-env given: subprocess envs, said in one plain line, and no fallback warning
+    assert "Mario envs run in subprocesses, one per env (pass --vec-env dummy" in out
+    assert "async_envs=True needs" not in out
+    started = r"starting 2 Mario training envs in subprocesses\.\.\.\n(.*\n)*.*2 Mario training envs ready in"
+    assert re.search(started, out)
+    assert "starting 1 Mario evaluation env in subprocesses" in out
+    assert re.search(r"Replay buffer: FrameReplayBuffer, 600 transitions, [0-9.]+ GiB once full", out)
+    assert "Learning starts at num_timesteps=" in out
+
+
+def test_vec_env_given_reads_the_command_line_as_argparse_does():
+    from sb3_mario.zoo import vec_env_given
+
+    assert vec_env_given(["--algo", "ddqn", "--vec-env", "dummy"]) and vec_env_given(["--vec-env=subproc"])
+    assert vec_env_given(["--vec", "dummy"])  # argparse's abbreviations
+    assert not vec_env_given(["--algo", "ddqn", "--env", ENV_ID, "-P"])
+
+
+def test_bad_hyperparameters_fail_before_any_env_or_folder(tmp_path):
+    out = run("-m", "rl_zoo3.train", "--algo", "ddqn", "--env", ENV_ID, "-f", "logs", "-params", "buffer_size:-5",
+              cwd=tmp_path, expect_ok=False)  # fmt: skip
+    assert "buffer_size=-5 (must be an integer >= 1)" in out and "--hyperparams" in out
+    assert "starting" not in out  # no env was built
+    assert not (tmp_path / "logs" / "ddqn" / f"{ENV_ID}_1").exists()
+
+
+def test_a_start_that_fails_later_leaves_no_run_folder(tmp_path):
+    # the envs are built and the folder made, then the replay buffer cannot fit in memory
+    out = run("-m", "rl_zoo3.train", "--algo", "ddqn", "--env", ENV_ID, "-f", "logs", "--vec-env", "dummy",
+              "-params", "buffer_size:100000000000", "n_envs:1", cwd=tmp_path, expect_ok=False)  # fmt: skip
+    assert "MemoryError" in out and "starting 1 Mario training envs in this process" in out
+    assert not (tmp_path / "logs" / "ddqn" / f"{ENV_ID}_1").exists()
 
 
 def test_train_writes_model_buffer_checkpoints_and_logs(ddqn_run):
@@ -75,8 +112,11 @@ def test_sb3_mario_evaluate_on_the_zoo_model(ddqn_run):
 
 @pytest.mark.parametrize("algo", ["dqn", "qrdqn"])
 def test_baselines_on_mario(tmp_path, algo):
-    out = run("-m", "rl_zoo3.train", "--algo", algo, "--env", ENV_ID, "-n", "200", "-f", "logs", *TINY, cwd=tmp_path)
+    # an explicit --vec-env wins over sb3-mario's subprocess default
+    out = run("-m", "rl_zoo3.train", "--algo", algo, "--env", ENV_ID, "-n", "200", "-f", "logs", "--vec-env", "dummy",
+              *TINY, cwd=tmp_path)  # fmt: skip
     assert f"zoo_configs/{algo}.yml" in out.replace(os.sep, "/")
+    assert "starting 2 Mario training envs in this process" in out and "run in subprocesses" not in out
     assert (tmp_path / "logs" / algo / f"{ENV_ID}_1" / f"{ENV_ID}.zip").is_file()
 
 

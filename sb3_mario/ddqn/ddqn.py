@@ -1,5 +1,6 @@
 import io
 import pathlib
+import time
 import warnings
 from typing import Any, ClassVar, TypeVar
 
@@ -22,6 +23,7 @@ from stable_baselines3.dqn import DQN
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, MultiInputPolicy
 from torch.nn import functional as F
 
+from sb3_mario.buffers import FilledRows, FrameReplayBuffer
 from sb3_mario.cnn import MarioCNN
 from sb3_mario.ddqn.acting import ActingCopy
 from sb3_mario.ddqn.actors import AsyncEnvs, StepResult, async_layers
@@ -153,6 +155,7 @@ class DoubleDQN(DQN):
         self._graphed_calls = self._graphed_steps = 0  # train() calls and gradient steps since the last loss read
         self._pending_gradient_steps = self._pending_batch_size = 0  # overlap_env_step: steps to take next
         self._learn_start = 0  # num_timesteps when the current learn() began
+        self._said_learning_starts = False
         check_hyperparameters(
             buffer_size=buffer_size,
             learning_starts=learning_starts,
@@ -210,6 +213,10 @@ class DoubleDQN(DQN):
             ) from exc
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        if self._n_updates == 0 and self.verbose >= 1 and not self._said_learning_starts:
+            self._said_learning_starts = True
+            print(f"Learning starts at num_timesteps={self.num_timesteps:,}: from now on gradient steps take turns "
+                  "with the env steps, so steps/s drop")  # fmt: skip
         if isinstance(self.env, OverlapVecEnv | AsyncEnvs) and not self._taking_pending:
             # Run them while the envs take their next step
             self._pending_gradient_steps += gradient_steps
@@ -346,8 +353,10 @@ class DoubleDQN(DQN):
                 )
                 return
             warnings.warn(
-                f"async_envs needs a SubprocVecEnv under VecFrameStack / VecTransposeImage only (got "
-                f"{type(self.env).__name__}); stepping the envs lock-step with overlap_env_step instead.",
+                "async_envs=True needs envs in subprocesses (rl-zoo: --vec-env subproc; Python: "
+                "make_mario_env(..., vec_env_cls='subproc')), with at most VecFrameStack and VecTransposeImage "
+                f"around them; this env is {describe_vec_env(self.env)}, so all envs step together and the "
+                "gradient steps run while they step (overlap_env_step).",
                 stacklevel=3,
             )
         if self.overlap_env_step or self.async_envs:
@@ -409,6 +418,8 @@ class DoubleDQN(DQN):
         self._update_learning_rate(self.policy.optimizer)
         if self._graphed is None:
             self._graphed = GraphedUpdate(self.policy, self.max_grad_norm)
+            if self.verbose >= 1 and self._graphed.use_graph:
+                print("Capturing the gradient step as a CUDA graph (once)")
         chunk = self._sample_chunk()
         for start in range(0, gradient_steps, chunk):
             steps = min(chunk, gradient_steps - start)
@@ -441,7 +452,7 @@ class DoubleDQN(DQN):
             set_learning_rate(optimizer, learning_rate)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_graphed", "_acting"]
+        return [*super()._excluded_save_params(), "_graphed", "_acting", "_said_learning_starts"]
 
     def _env_id(self) -> str:
         try:
@@ -456,7 +467,10 @@ class DoubleDQN(DQN):
                 self.buffer_size, self.observation_space, self.action_space, self.optimize_memory_usage
             )
             check_replay_memory(needed, self.buffer_size)
+        start = time.perf_counter()
         super()._setup_model()
+        if self.verbose >= 1 and self.replay_buffer is not None:
+            print(f"{describe_replay_buffer(self.replay_buffer)}; allocated in {time.perf_counter() - start:.1f} s")
         fuse_optimizer(self.policy.optimizer, self.device)
         # On a CPU, convolutions run faster on channels-last tensors (weights and batches): same math
         self._channels_last = self.device.type == "cpu" and is_image_space(self.observation_space)
@@ -488,15 +502,27 @@ class DoubleDQN(DQN):
 
     def save_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
         """
-        Save the replay buffer like SB3, but atomically (temporary file, then rename).
+        Save the replay buffer like SB3, but atomically (temporary file, then rename), and only the rows filled so
+        far (:class:`~sb3_mario.buffers.FilledRows`): SB3's ``load_replay_buffer`` gives back the same buffer.
 
         :param path: path to the file (``.pkl`` is added if missing)
         """
-        if not isinstance(path, str | pathlib.Path):
-            return super().save_replay_buffer(path)
         assert self.replay_buffer is not None, "The replay buffer is not defined"
-        with atomic_write(with_suffix(path, ".pkl")) as f:
-            save_to_pkl(f, self.replay_buffer, self.verbose)  # type: ignore[arg-type]
+        buffer = self.replay_buffer
+        # a buffer not full yet: only its filled rows (loading gives back the whole buffer)
+        saved = buffer if buffer.full or not isinstance(buffer, ReplayBuffer) else FilledRows(buffer)
+        if not isinstance(path, str | pathlib.Path):
+            return save_to_pkl(path, saved, self.verbose)
+        path = with_suffix(path, ".pkl")
+        with atomic_write(path) as f:
+            save_to_pkl(f, saved, self.verbose)  # type: ignore[arg-type]
+        if self.verbose >= 1:
+            rows = buffer.buffer_size if buffer.full else buffer.pos
+            capacity = buffer.buffer_size * buffer.n_envs
+            print(
+                f"Saved the replay buffer to {path}: {rows * buffer.n_envs:,} of {capacity:,} transitions, "
+                f"{path.stat().st_size / 2**20:,.2f} MiB"
+            )
 
     @classmethod
     def load(
@@ -533,6 +559,38 @@ class DoubleDQN(DQN):
             force_reset=force_reset,
             **kwargs,
         )
+
+
+def describe_vec_env(venv: VecEnv) -> str:
+    """
+    :param venv: a VecEnv, wrappers included
+    :return: its layers, outermost first, e.g. ``"VecTransposeImage(VecFrameStack(DummyVecEnv))"``
+    """
+    names = []
+    while True:
+        names.append(type(venv).__name__)
+        if not hasattr(venv, "venv"):
+            break
+        venv = venv.venv
+    return "(".join(names) + ")" * (len(names) - 1)
+
+
+def describe_replay_buffer(buffer: ReplayBuffer) -> str:
+    """
+    :param buffer: a replay buffer, just allocated
+    :return: one line with its class, size, the memory it fills once full and where its samples are gathered
+    """
+    transitions = buffer.buffer_size * buffer.n_envs
+    if isinstance(buffer, FrameReplayBuffer):
+        needed = buffer.estimate_bytes(transitions, buffer.observation_space, buffer.n_envs, buffer.frame_channels)
+        where = f"kept on {buffer.frames_on_device.device} too" if buffer.frames_on_device is not None else "RAM"
+    else:
+        needed = replay_buffer_bytes(
+            transitions, buffer.observation_space, buffer.action_space, buffer.optimize_memory_usage
+        )
+        where = "RAM"
+    size = f"{transitions:,} transitions, {needed / 2**30:.2f} GiB once full"
+    return f"Replay buffer: {type(buffer).__name__}, {size} ({where})"
 
 
 def fuse_optimizer(optimizer: th.optim.Optimizer, device: th.device) -> None:
@@ -573,29 +631,33 @@ def slice_samples(samples: ReplayBufferSamples, start: int, stop: int) -> Replay
     return ReplayBufferSamples(*fields)  # type: ignore[arg-type]
 
 
+#: the hyperparameters that :func:`check_hyperparameters` checks: (what they must be, the test)
+HYPERPARAMETER_RULES: dict[str, tuple[str, Any]] = {
+    "buffer_size": ("an integer >= 1", lambda v: v >= 1),
+    "learning_starts": ("an integer >= 0", lambda v: v >= 0),
+    "batch_size": ("an integer >= 1", lambda v: v >= 1),
+    "tau": ("in (0, 1]", lambda v: 0 < v <= 1),
+    "gamma": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "gradient_steps": ("-1 or an integer >= 0", lambda v: v == -1 or v >= 0),
+    "n_steps": ("an integer >= 1", lambda v: v >= 1),
+    "target_update_interval": ("an integer >= 1", lambda v: v >= 1),
+    "exploration_fraction": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "exploration_initial_eps": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "exploration_final_eps": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "max_grad_norm": ("> 0", lambda v: v > 0),
+}
+
+
 def check_hyperparameters(**values: Any) -> None:
     """
     Raise a ``ValueError`` naming each hyperparameter that is out of range, and the range it must be in.
 
-    :param values: hyperparameter names and values, as passed to :class:`DoubleDQN`
+    :param values: hyperparameter names and values, as passed to :class:`DoubleDQN` (those in
+        :data:`HYPERPARAMETER_RULES`)
     """
-    rules: dict[str, tuple[str, Any]] = {
-        "buffer_size": ("an integer >= 1", lambda v: v >= 1),
-        "learning_starts": ("an integer >= 0", lambda v: v >= 0),
-        "batch_size": ("an integer >= 1", lambda v: v >= 1),
-        "tau": ("in (0, 1]", lambda v: 0 < v <= 1),
-        "gamma": ("in [0, 1]", lambda v: 0 <= v <= 1),
-        "gradient_steps": ("-1 or an integer >= 0", lambda v: v == -1 or v >= 0),
-        "n_steps": ("an integer >= 1", lambda v: v >= 1),
-        "target_update_interval": ("an integer >= 1", lambda v: v >= 1),
-        "exploration_fraction": ("in [0, 1]", lambda v: 0 <= v <= 1),
-        "exploration_initial_eps": ("in [0, 1]", lambda v: 0 <= v <= 1),
-        "exploration_final_eps": ("in [0, 1]", lambda v: 0 <= v <= 1),
-        "max_grad_norm": ("> 0", lambda v: v > 0),
-    }
     problems = []
     for name, value in values.items():
-        expected, ok = rules[name]
+        expected, ok = HYPERPARAMETER_RULES[name]
         if not isinstance(value, int | float | np.integer | np.floating) or not ok(value):
             problems.append(f"{name}={value!r} (must be {expected})")
     if values.get("buffer_size", 1) < values.get("batch_size", 0) and not problems:

@@ -1,0 +1,119 @@
+"""Mario evaluation: level-clear rate, farthest x position and return over seeded episodes.
+
+The command line is :mod:`sb3_mario.evaluate`; :class:`~sb3_mario.callbacks.MarioEvalCallback` evaluates
+during training with the same function.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.vec_env import VecEnv
+
+from sb3_mario.env import make_mario_env
+
+
+@dataclass
+class MarioEvalResult:
+    """Per-episode outcomes of :func:`evaluate_mario`."""
+
+    clears: list[bool] = field(default_factory=list)
+    max_x_pos: list[int] = field(default_factory=list)
+    returns: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+
+    @property
+    def clear_rate(self) -> float:
+        """Fraction of episodes that reached the flag."""
+        return float(np.mean(self.clears)) if self.clears else 0.0
+
+    @property
+    def mean_max_x_pos(self) -> float:
+        """Mean over episodes of the farthest x position reached."""
+        return float(np.mean(self.max_x_pos)) if self.max_x_pos else 0.0
+
+    @property
+    def mean_return(self) -> float:
+        """Mean episode return (the wrapper's reward)."""
+        return float(np.mean(self.returns)) if self.returns else 0.0
+
+    def summary(self) -> str:
+        """:return: one line with the clear rate, mean max x_pos and mean return"""
+        n = len(self.clears)
+        return (
+            f"episodes={n} clear_rate={self.clear_rate:.2f} ({sum(self.clears)}/{n}) "
+            f"mean_max_x_pos={self.mean_max_x_pos:.1f} mean_return={self.mean_return:.1f} "
+            f"mean_length={np.mean(self.lengths) if self.lengths else 0:.1f}"
+        )
+
+
+def evaluate_mario(
+    model: BaseAlgorithm | BasePolicy,
+    env: VecEnv,
+    n_episodes: int = 20,
+    deterministic: bool = True,
+    first_seed: int = 0,
+) -> MarioEvalResult:
+    """
+    Play ``n_episodes`` episodes one after another, episode i seeded with ``first_seed + i``.
+
+    :param model: any SB3 algorithm or policy (``predict`` is used)
+    :param env: a Mario VecEnv with one env (e.g. ``make_mario_env(..., n_envs=1)``)
+    :param n_episodes: number of episodes
+    :param deterministic: greedy actions (True) or the policy's exploration (False)
+    :param first_seed: seed of the first episode
+    :return: per-episode clears, farthest x positions, returns and lengths
+    """
+    if env.num_envs != 1:
+        raise ValueError(
+            f"evaluate_mario plays one seeded episode at a time: pass a VecEnv with one env, got {env.num_envs}."
+        )
+    result = MarioEvalResult()
+    for episode in range(n_episodes):
+        env.seed(first_seed + episode)
+        obs = env.reset()
+        episode_return, length = 0.0, 0
+        while True:
+            action, _ = model.predict(obs, deterministic=deterministic)  # type: ignore[arg-type]
+            obs, rewards, dones, infos = env.step(action)
+            episode_return += float(rewards[0])
+            length += 1
+            if dones[0]:
+                info: dict[str, Any] = infos[0]
+                break
+        result.clears.append(bool(info.get("flag_get", False)))
+        result.max_x_pos.append(int(info.get("max_x_pos", info.get("x_pos", 0))))
+        result.returns.append(episode_return)
+        result.lengths.append(length)
+    return result
+
+
+def make_pipeline_env(
+    pipeline: dict[str, Any],
+    env_id: str = "SuperMarioBros-1-1-v0",
+    noop_max: int = 30,
+    frame_stack: int | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    **wrapper_overrides: Any,
+) -> VecEnv:
+    """
+    One env built like the one a model was trained on, for evaluation.
+
+    :param pipeline: what :func:`~sb3_mario.saving.load_model` returns beside the model
+        (``wrapper_kwargs``, ``frame_stack``)
+    :param env_id: gym-super-mario-bros id
+    :param noop_max: random no-op frames at the start of each episode
+    :param frame_stack: frames per observation (default: the pipeline's, else 4)
+    :param env_kwargs: keyword arguments for ``gym.make`` (e.g. ``render_mode="rgb_array"``)
+    :param wrapper_overrides: MarioWrapper arguments that replace the pipeline's (``None`` values are ignored)
+    :return: a Mario VecEnv with one env
+    """
+    wrapper_kwargs = dict(pipeline.get("wrapper_kwargs", {}))
+    wrapper_kwargs.update({key: value for key, value in wrapper_overrides.items() if value is not None})
+    wrapper_kwargs["noop_max"] = noop_max
+    frame_stack = frame_stack or pipeline.get("frame_stack", 4)
+    return make_mario_env(
+        env_id, n_envs=1, frame_stack=frame_stack, wrapper_kwargs=wrapper_kwargs, env_kwargs=env_kwargs
+    )
