@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+#: only stops a process that hangs: a loaded machine is slower, not stuck
+HANG_LIMIT = 1800
+
 ENV_ID = "SuperMarioBros-1-1-v0"
 # a few hundred steps with a small buffer: enough to go through learning, evaluation and saving
 TINY = ["-params", "buffer_size:600", "learning_starts:64", "n_envs:2"]
@@ -17,7 +20,9 @@ TINY = ["-params", "buffer_size:600", "learning_starts:64", "n_envs:2"]
 
 def run(*args: str, cwd: Path, env: dict | None = None, expect_ok: bool = True) -> str:
     environ = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=HANG_LIMIT
+    )
     output = proc.stdout + proc.stderr
     if expect_ok:
         assert proc.returncode == 0, f"{' '.join(args)} failed:\n{output[-4000:]}"
