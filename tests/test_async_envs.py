@@ -12,6 +12,7 @@ from stable_baselines3.common.envs import FakeImageEnv
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecFrameStack, VecTransposeImage
 from test_buffers import FlickerEnv
+from test_fast_path import EnvDuringLearn
 
 from sb3_mario import DoubleDQN, MarioCNN, make_mario_env
 from sb3_mario.buffers import FrameReplayBuffer
@@ -90,8 +91,9 @@ def test_async_envs_store_the_lock_step_transitions():
     for async_envs in (False, True):
         env, model = run(async_envs, n_envs=3, learning_starts=0, gradient_steps=0)
         model.predict = obs_policy  # type: ignore[method-assign]
-        model.learn(450, callback=TalksToWorkers())
-        assert isinstance(model.env, AsyncEnvs) == async_envs
+        seen = EnvDuringLearn()
+        model.learn(450, callback=[TalksToWorkers(), seen])
+        assert isinstance(seen.env, AsyncEnvs) == async_envs
         buffer = model.replay_buffer
         rows = np.arange(buffer.pos)
         obs = [buffer.observations_at(rows, np.full_like(rows, e)) for e in range(3)]
@@ -121,8 +123,9 @@ def test_a_callback_that_stops_learn_leaves_no_step_in_flight():
     # stored (SB3 counts the stopping step without storing it), one replay row per vec-env step
     env, model = run(True, n_envs=3, learning_starts=0, gradient_steps=0)
     model.predict = obs_policy  # type: ignore[method-assign]
-    model.learn(900, callback=StopAt(150))
-    assert model.env.in_flight is None
+    seen = EnvDuringLearn()
+    model.learn(900, callback=[seen, StopAt(150)])
+    assert isinstance(seen.env, AsyncEnvs) and seen.env.in_flight is None
     assert model.num_timesteps > 150 and model.replay_buffer.pos == model.num_timesteps // 3
     reference, lock_step = run(False, n_envs=3, learning_starts=0, gradient_steps=0)
     lock_step.predict = obs_policy  # type: ignore[method-assign]
@@ -142,10 +145,11 @@ def test_async_envs_train_and_hand_the_env_back():
     counts = []
     for async_envs in (False, True):
         env, model = run(async_envs, n_envs=2, learning_starts=40, train_freq=1, gradient_steps=1)
-        model.learn(200)
+        seen = EnvDuringLearn()
+        model.learn(200, callback=seen)
         counts.append(model._n_updates)
         if async_envs:
-            assert model.env.in_flight is None
+            assert isinstance(seen.env, AsyncEnvs) and seen.env.in_flight is None
             # a learner on the CPU shares the cores with the workers at the same priority
             own = os.getpriority(os.PRIO_PROCESS, 0)
             assert all(os.getpriority(os.PRIO_PROCESS, p.pid) == own for p in env.processes)
@@ -155,8 +159,8 @@ def test_async_envs_train_and_hand_the_env_back():
             for i in np.flatnonzero(~dones):
                 assert np.array_equal(obs[i, :-1], last[i, 1:])
             model._last_obs = obs
-            model.learn(100, reset_num_timesteps=False)
-            assert model.num_timesteps >= 300 and model.env.in_flight is None
+            model.learn(100, reset_num_timesteps=False, callback=seen)
+            assert model.num_timesteps >= 300 and seen.env.in_flight is None
         env.close()
     assert counts[0] == counts[1] > 50
 
@@ -169,8 +173,9 @@ def test_callbacks_see_the_training_env_as_given(fast_path):
     eval_env = VecTransposeImage(make_mario_env("SuperMarioBros-1-1-v0", n_envs=1, seed=1))
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # "Training and eval env are not of the same type"
-        model.learn(40, callback=EvalCallback(eval_env, eval_freq=10**6))
-    assert isinstance(model.env, AsyncEnvs | OverlapVecEnv) and model.get_env() is model.env.venv
+        seen = EnvDuringLearn()
+        model.learn(40, callback=[seen, EvalCallback(eval_env, eval_freq=10**6)])
+    assert isinstance(seen.env, AsyncEnvs | OverlapVecEnv) and seen.given is seen.env.venv
     env.close()
 
 
@@ -222,7 +227,8 @@ def test_workers_yield_their_cores_to_a_gpu_trainer():
 def test_async_envs_fall_back_to_lock_step_without_subprocesses():
     env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=2, seed=0)
     model = DoubleDQN("CnnPolicy", env, buffer_size=200, learning_starts=1000, device="cpu", async_envs=True)
+    seen = EnvDuringLearn()
     with pytest.warns(UserWarning, match=r"async_envs=True needs envs in subprocesses \(rl-zoo: --vec-env subproc"):
-        model.learn(20)
-    assert isinstance(model.env, OverlapVecEnv)
+        model.learn(20, callback=seen)
+    assert isinstance(seen.env, OverlapVecEnv)
     env.close()

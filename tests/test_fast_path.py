@@ -5,6 +5,7 @@ import copy
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.envs import FakeImageEnv
 
 from sb3_mario import DoubleDQN, MarioCNN, make_mario_env
@@ -12,6 +13,29 @@ from sb3_mario.buffers import FrameReplayBuffer
 from sb3_mario.ddqn.ddqn import SAMPLE_CHUNK, slice_samples
 from sb3_mario.ddqn.graph import GraphedUpdate
 from sb3_mario.ddqn.overlap import OverlapVecEnv
+
+
+class EnvDuringLearn(BaseCallback):
+    """Records the model's env while learn runs (the fast path's wrapper, if any), and what get_env() gives."""
+
+    env = given = None
+
+    def _on_step(self) -> bool:
+        self.env, self.given = self.model.env, self.model.get_env()
+        return True
+
+
+class StopAt(BaseCallback):
+    """Stops learn (returns False) or raises at the given call."""
+
+    def __init__(self, calls: int, raise_error: bool = False) -> None:
+        super().__init__()
+        self.calls, self.raise_error = calls, raise_error
+
+    def _on_step(self) -> bool:
+        if self.n_calls >= self.calls and self.raise_error:
+            raise RuntimeError("stopped by the test")
+        return self.n_calls < self.calls
 
 
 def filled_model(policy_kwargs: dict | None = None, **kwargs) -> DoubleDQN:
@@ -92,8 +116,9 @@ def test_overlapped_env_steps_take_the_same_number_of_updates():
         kwargs = dict(overlap_env_step=overlap, replay_buffer_class=FrameReplayBuffer)
         model = DoubleDQN("CnnPolicy", env, buffer_size=400, learning_starts=60, train_freq=1, gradient_steps=1,
                           device="cpu", seed=0, **kwargs)  # fmt: skip
-        model.learn(240)
-        assert isinstance(model.env, OverlapVecEnv) == overlap
+        seen = EnvDuringLearn()
+        model.learn(240, callback=seen)
+        assert isinstance(seen.env, OverlapVecEnv) == overlap
         counts.append((model.num_timesteps, model._n_updates))
         env.close()
     assert counts[0] == counts[1] and counts[0][1] > 50
@@ -128,3 +153,30 @@ def test_adam_is_fused_unless_the_user_chose_and_updates_like_the_per_tensor_ada
     assert loaded.policy.optimizer.param_groups[0]["fused"] is True
     state = next(iter(loaded.policy.optimizer.state.values()))
     assert th.equal(state["exp_avg"], next(iter(fused.policy.optimizer.state.values()))["exp_avg"])
+
+
+@pytest.mark.parametrize(
+    "option", [{}, {"cuda_graph": True}, {"overlap_env_step": True}, {"async_envs": True}], ids=lambda o: str(o)
+)
+@pytest.mark.parametrize("ending", ["normal", "callback", "exception"])
+def test_after_learn_the_env_is_the_users_and_train_trains(option, ending):
+    env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=2, seed=0, vec_env_cls="subproc")
+    try:
+        model = DoubleDQN("CnnPolicy", env, buffer_size=400, learning_starts=40, train_freq=1, gradient_steps=1,
+                          replay_buffer_class=FrameReplayBuffer, device="cpu", seed=0, **option)  # fmt: skip
+        given = model.env
+        if ending == "normal":
+            model.learn(100)
+        elif ending == "callback":
+            model.learn(1_000, callback=StopAt(40))
+        else:
+            with pytest.raises(RuntimeError, match="stopped by the test"):
+                model.learn(1_000, callback=StopAt(40, raise_error=True))
+        assert model.env is given and model.get_env() is given
+        before = model._n_updates
+        model.train(gradient_steps=5, batch_size=32)  # SB3's contract: train() trains
+        assert model._n_updates == before + 5
+        model.learn(20, reset_num_timesteps=False)  # and learning again works
+        assert model.env is given
+    finally:
+        env.close()

@@ -248,6 +248,14 @@ class AsyncEnvs(VecEnvWrapper):
         self._hand_back()
         return rows
 
+    def settle(self) -> None:
+        """After an error in ``learn`` (not a dead worker): receive the steps in flight (their rows are dropped) and
+        give the frame stacks back, so that the workers answer the next command in order."""
+        if self._started:
+            for i in np.flatnonzero(self._stepping):
+                self._receive(int(i))
+        self._hand_back()
+
     def abandon(self) -> None:
         """Forget the steps in flight (after an error: the workers may be gone)."""
         self._started = False

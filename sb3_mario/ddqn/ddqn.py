@@ -279,6 +279,7 @@ class DoubleDQN(DQN):
         progress_bar: bool = False,
     ) -> SelfDoubleDQN:
         env_id = self._env_id()
+        given_env = self.env
         self._wrap_training_env()
         actors = self.env if isinstance(self.env, AsyncEnvs) else None
         if actors is not None:
@@ -310,11 +311,18 @@ class DoubleDQN(DQN):
                 "Checkpoints saved so far are intact: resume from the latest one "
                 "(rl-zoo: -i <run>/rl_model_<steps>_steps.zip)."
             ) from exc
+        except BaseException:
+            if actors is not None:
+                actors.settle()  # a callback's error, Ctrl-C: the workers are alive, their steps come back first
+            raise
         finally:
             if actors is not None:
                 actors.abandon()  # nothing in flight after a drain; after an error, its workers may be gone
                 actors.act = None
                 self._acting = None
+            # outside learn the model's env is the one it was given, and train() trains at once
+            self.env = given_env
+            self._pending_gradient_steps = 0
 
     def _setup_learn(self, total_timesteps: int, *args: Any, **kwargs: Any) -> tuple[int, Any]:
         total, callback = super()._setup_learn(total_timesteps, *args, **kwargs)
