@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/hook_startup.py [runs]
 
 Runs alternate (on, off, on, off, ...) so that drift of the machine hits both alike; prints the medians and
-their difference. Target (issue #3): under 20 ms.
+their difference. Target: under 20 ms.
 """
 
 import os

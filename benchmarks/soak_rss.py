@@ -4,7 +4,7 @@
 
 Prints, every --every seconds, the elapsed time, env steps, replay-buffer fill, and the resident set size
 (RSS) of the trainer and of its env workers. Once the buffer is full the RSS should stay flat.
-The CPU box (2 cores) is the reference machine for this figure (issue #6).
+The CPU box (2 cores) is the reference machine for this figure.
 """
 
 import argparse

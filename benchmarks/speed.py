@@ -1,6 +1,6 @@
 """Speed of sb3-mario's fast path against SB3's DQN, measured in one process on one machine.
 
-    python benchmarks/speed.py --n-envs 16 32 --repeats 3 --seconds 15 --plot docs/speed.png  # the README's table
+    python benchmarks/speed.py --n-envs 16 32 --repeats 3 --seconds 15 --plot docs/speed.png  # docs/speed.md's table
     python benchmarks/speed.py --only learner env                       # a subset: env, learner, e2e, memory
     python benchmarks/speed.py --only learner e2e --plot speed.png      # also bar charts of those rows
 

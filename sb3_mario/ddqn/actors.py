@@ -40,8 +40,8 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepR
 
 #: how much nicer (lower scheduling priority) than the trainer the env workers run
 WORKER_NICENESS = 5
-#: how many steps an env may run ahead of the slowest one (on the H100, 2 held the workers back and 32, 64 or 512
-#: were no faster: benchmarks/README.md)
+#: how many steps an env may run ahead of the slowest one (on an H100 box, 512 was no faster end to end:
+#: benchmarks/README.md)
 AHEAD = 8
 #: the wrappers that may sit between ``SubprocVecEnv`` and the algorithm (rl-zoo's image pipeline)
 SUPPORTED_WRAPPERS = (VecFrameStack, VecTransposeImage)

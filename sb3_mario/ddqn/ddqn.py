@@ -605,7 +605,7 @@ def fuse_optimizer(optimizer: th.optim.Optimizer, device: th.device) -> None:
     """
     Let Adam (SB3's default) and AdamW update every parameter in one fused kernel on CPU and CUDA devices, when
     the user chose no implementation (``fused`` and ``foreach`` unset): the same algorithm, rounded differently.
-    On a CPU, PyTorch would otherwise loop over the tensors one by one (README, Speed: the CPU learner rows).
+    On a CPU, PyTorch would otherwise loop over the tensors one by one (docs/speed.md: the CPU learner rows).
 
     :param optimizer: the policy's optimizer
     :param device: the device its parameters are on
