@@ -16,7 +16,7 @@ from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_mario.saving import check_replay_memory
+from sb3_mario.memory import check_replay_memory
 
 
 class FrameReplayBuffer(ReplayBuffer):

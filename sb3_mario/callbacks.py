@@ -1,6 +1,8 @@
-"""SB3 callbacks for Mario: periodic evaluation with level-clear rate and farthest x position."""
+"""SB3 callbacks for Mario: periodic evaluation with level-clear rate and farthest x position, in the trainer's
+process or in worker processes, keeping the best checkpoint by clear rate."""
 
 import os
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -8,14 +10,23 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack
 
 from sb3_mario.env import make_mario_env
+from sb3_mario.eval_workers import EvalWorkers, PendingEvaluation
 from sb3_mario.evaluation import MarioEvalResult, evaluate_mario
+from sb3_mario.weights import export_weights
 
 
 class MarioEvalCallback(BaseCallback):
     """
     Every ``eval_freq`` calls, play ``n_eval_episodes`` greedy episodes and log ``eval/clear_rate``,
     ``eval/mean_max_x_pos``, ``eval/mean_reward`` and ``eval/mean_ep_length`` (stdout, TensorBoard, csv:
-    wherever the model's logger writes).
+    wherever the model's logger writes), and keep the best checkpoint by clear rate (then mean max x position) as
+    ``best_model.zip``.
+
+    With ``n_eval_workers=0`` the episodes are played in the trainer's process, which waits for them. With
+    ``n_eval_workers > 0`` they are played in that many worker processes (:mod:`sb3_mario.eval_workers`) while
+    training goes on: the trainer writes the checkpoint's weights (and, for ``best_model.zip``, the model) and
+    collects the results later; each evaluation is logged at the step of its checkpoint, and the last ones are
+    waited for when training ends.
 
     Without ``eval_env`` it builds one from the training env: same env id, same
     :class:`~sb3_mario.wrappers.MarioWrapper` arguments (``noop_max`` replaced by this callback's) and the
@@ -26,7 +37,7 @@ class MarioEvalCallback(BaseCallback):
               eval_freq: 25000
               n_eval_episodes: 10
 
-    :param eval_env: a Mario VecEnv with one env, or None to build one from the training env
+    :param eval_env: a Mario VecEnv with one env, or None to build one from the training env (in-process only)
     :param n_eval_episodes: episodes per evaluation (episode i of evaluation k is seeded ``k * n + i``)
     :param eval_freq: evaluate every ``eval_freq`` calls of the callback (i.e. ``eval_freq * n_envs`` steps)
     :param deterministic: greedy actions
@@ -34,7 +45,10 @@ class MarioEvalCallback(BaseCallback):
     :param sticky_actions: probability that each NES frame repeats the previous frame's action (built eval env
         only; ``None``: as the training env)
     :param best_model_save_path: where to save ``best_model.zip`` (highest clear rate, then max x_pos)
-    :param log_path: where to write ``mario_evaluations.npz`` (timesteps, clears, max_x_pos, returns, lengths)
+    :param log_path: where to write ``mario_evaluations.npz`` (timesteps, clears, max_x_pos, returns, lengths) and
+        rl-zoo's ``evaluations.npz`` (timesteps, results, ep_lengths)
+    :param n_eval_workers: worker processes that play the episodes while training goes on (0: the trainer plays
+        them; needs ``eval_env=None`` and a greedy policy with a ``q_net``, as DoubleDQN and DQN have)
     :param verbose: 1 prints one line per evaluation
     """
 
@@ -48,11 +62,18 @@ class MarioEvalCallback(BaseCallback):
         sticky_actions: float | None = None,
         best_model_save_path: str | None = None,
         log_path: str | None = None,
+        n_eval_workers: int = 0,
         verbose: int = 1,
     ) -> None:
         super().__init__(verbose=verbose)
-        if n_eval_episodes < 1 or eval_freq < 1:
-            raise ValueError(f"Need n_eval_episodes >= 1 and eval_freq >= 1, got {n_eval_episodes}, {eval_freq}.")
+        if n_eval_episodes < 1 or eval_freq < 1 or n_eval_workers < 0:
+            raise ValueError(
+                f"Need n_eval_episodes >= 1, eval_freq >= 1 and n_eval_workers >= 0, got {n_eval_episodes}, "
+                f"{eval_freq}, {n_eval_workers}."
+            )
+        if n_eval_workers > 0 and (eval_env is not None or not deterministic):
+            raise ValueError("n_eval_workers > 0 builds its eval envs from the training env and plays greedily: "
+                             "pass eval_env=None and deterministic=True, or n_eval_workers=0.")  # fmt: skip
         self.eval_env = eval_env
         self.n_eval_episodes = n_eval_episodes
         self.eval_freq = eval_freq
@@ -61,20 +82,31 @@ class MarioEvalCallback(BaseCallback):
         self.sticky_actions = sticky_actions
         self.best_model_save_path = best_model_save_path
         self.log_path = log_path
+        self.n_eval_workers = n_eval_workers
         self.best_score: tuple[float, float] = (-np.inf, -np.inf)
         self.history: dict[str, list[Any]] = {k: [] for k in ("timesteps", "clears", "max_x_pos", "returns", "lengths")}
         self.last_result: MarioEvalResult | None = None
         self._owns_eval_env = False
+        self._workers: EvalWorkers | None = None
+        self._checkpoints: str | None = None  # folder of the checkpoints in flight (n_eval_workers > 0)
+        self._evaluations = 0
 
     def _init_callback(self) -> None:
-        if self.eval_env is None:
-            self.eval_env = self._eval_env_like(self.training_env)
-            self._owns_eval_env = True
         for path in (self.best_model_save_path, self.log_path):
             if path is not None:
                 os.makedirs(path, exist_ok=True)
+        if self.n_eval_workers > 0:
+            env_id, wrapper_kwargs, frame_stack = self._pipeline_of(self.training_env)
+            pipeline = {"wrapper_kwargs": wrapper_kwargs, "frame_stack": frame_stack}
+            self._workers = EvalWorkers(self.n_eval_workers, env_id, pipeline)
+            self._checkpoints = tempfile.mkdtemp(prefix="mario-eval-", dir=self.best_model_save_path)
+        elif self.eval_env is None:
+            env_id, wrapper_kwargs, frame_stack = self._pipeline_of(self.training_env)
+            self.eval_env = make_mario_env(env_id, n_envs=1, frame_stack=frame_stack, wrapper_kwargs=wrapper_kwargs)
+            self._owns_eval_env = True
 
-    def _eval_env_like(self, train_env: VecEnv) -> VecEnv:
+    def _pipeline_of(self, train_env: VecEnv) -> tuple[str, dict[str, Any], int]:
+        # the training env's id, MarioWrapper arguments (with this callback's noop_max, sticky_actions) and stack
         frame_stack, env = 1, train_env
         while isinstance(env, VecEnvWrapper):
             if isinstance(env, VecFrameStack):
@@ -91,17 +123,34 @@ class MarioEvalCallback(BaseCallback):
         wrapper_kwargs["noop_max"] = self.noop_max
         if self.sticky_actions is not None:
             wrapper_kwargs["sticky_actions"] = self.sticky_actions
-        return make_mario_env(env_id, n_envs=1, frame_stack=frame_stack, wrapper_kwargs=wrapper_kwargs)
+        return env_id, wrapper_kwargs, frame_stack
 
     def _on_step(self) -> bool:
+        if self._workers is not None:
+            for pending, result in self._workers.finished():
+                self._report(pending.num_timesteps, result, pending)
         if self.n_calls % self.eval_freq != 0:
             return True
+        first_seed = self._evaluations * self.n_eval_episodes
+        self._evaluations += 1
+        if self._workers is not None:
+            assert self._checkpoints is not None
+            stem = os.path.join(self._checkpoints, f"model_{self.num_timesteps}")
+            pt, _ = export_weights(self.model, stem)
+            if self.best_model_save_path is not None:
+                self.model.save(stem)  # a candidate for best_model.zip, as it is now
+            self._workers.submit(str(pt), self.num_timesteps, first_seed, self.n_eval_episodes)
+            return True
         assert self.eval_env is not None
-        first_seed = len(self.history["timesteps"]) * self.n_eval_episodes
         result = evaluate_mario(self.model, self.eval_env, self.n_eval_episodes, self.deterministic, first_seed)
+        self._report(self.num_timesteps, result)
+        return True
+
+    def _report(self, num_timesteps: int, result: MarioEvalResult, pending: PendingEvaluation | None = None) -> None:
+        # log one evaluation (at its checkpoint's step), write the npz files, keep the best model
         self.last_result = result
         for key, value in (
-            ("timesteps", self.num_timesteps),
+            ("timesteps", num_timesteps),
             ("clears", result.clears),
             ("max_x_pos", result.max_x_pos),
             ("returns", result.returns),
@@ -113,19 +162,40 @@ class MarioEvalCallback(BaseCallback):
         self.logger.record("eval/mean_reward", result.mean_return)
         self.logger.record("eval/mean_ep_length", float(np.mean(result.lengths)))
         if self.verbose >= 1:
-            print(f"Mario eval num_timesteps={self.num_timesteps}: {result.summary()}")
+            print(f"Mario eval num_timesteps={num_timesteps}: {result.summary()}")
         if self.log_path is not None:
             history = {key: np.array(value) for key, value in self.history.items()}
             np.savez(os.path.join(self.log_path, "mario_evaluations.npz"), allow_pickle=False, **history)
+            # rl-zoo's and SB3's EvalCallback format, which rl-zoo's plot scripts read
+            np.savez(os.path.join(self.log_path, "evaluations.npz"), timesteps=history["timesteps"],
+                     results=history["returns"], ep_lengths=history["lengths"])  # fmt: skip
         score = (result.clear_rate, result.mean_max_x_pos)
-        if score > self.best_score:
+        best = score > self.best_score
+        if best:
             self.best_score = score
-            if self.best_model_save_path is not None:
-                self.model.save(os.path.join(self.best_model_save_path, "best_model"))
-        self.logger.dump(self.num_timesteps)
-        return True
+        if self.best_model_save_path is not None:
+            best_model = os.path.join(self.best_model_save_path, "best_model.zip")
+            if pending is None and best:
+                self.model.save(best_model)
+            elif pending is not None and best:
+                os.replace(pending.weights.removesuffix(".pt") + ".zip", best_model)
+        if pending is not None:
+            for suffix in (".pt", ".json", ".zip"):
+                path = pending.weights.removesuffix(".pt") + suffix
+                if os.path.exists(path):
+                    os.unlink(path)
+        self.logger.dump(num_timesteps)
 
     def _on_training_end(self) -> None:
+        if self._workers is not None:
+            for pending, result in self._workers.finished(wait=True):
+                self._report(pending.num_timesteps, result, pending)
+            self._workers.close()
+            self._workers = None
+            if self._checkpoints is not None:
+                import shutil
+
+                shutil.rmtree(self._checkpoints, ignore_errors=True)
         if self._owns_eval_env and self.eval_env is not None:
             self.eval_env.close()
             self.eval_env = None

@@ -9,9 +9,10 @@ actions are greedy unless ``--stochastic``.
 """
 
 import argparse
+from pathlib import Path
 
 from sb3_mario.evaluation import MarioEvalResult, evaluate_mario, make_pipeline_env
-from sb3_mario.saving import ALGORITHMS, load_model
+from sb3_mario.loading import ALGORITHMS, load_model, run_model
 
 
 def main(argv: list[str] | None = None) -> MarioEvalResult:
@@ -22,7 +23,8 @@ def main(argv: list[str] | None = None) -> MarioEvalResult:
     :return: the evaluation result
     """
     parser = argparse.ArgumentParser(prog="python -m sb3_mario.evaluate", description=__doc__.split("\n")[0])
-    parser.add_argument("model", help="a saved model: SB3 .zip, or sb3-mario's weights-only .pt (with its .json)")
+    parser.add_argument("model", help="a saved model: SB3 .zip, sb3-mario's weights-only .pt (with its .json), or an "
+                        "rl-zoo run folder (its best_model.zip, else its final model)")  # fmt: skip
     parser.add_argument("--algo", default="ddqn", choices=sorted(ALGORITHMS), help="algorithm of a .zip model")
     parser.add_argument("--env", default=None, help="gym-super-mario-bros env id (default: the model's, else 1-1)")
     parser.add_argument("-n", "--n-episodes", type=int, default=20)
@@ -38,6 +40,8 @@ def main(argv: list[str] | None = None) -> MarioEvalResult:
     args = parser.parse_args(argv)
 
     model, pipeline = load_model(args.model, algo=args.algo, device=args.device)
+    if Path(args.model).is_dir():
+        print(f"{run_model(Path(args.model))}")
     env_id = args.env or pipeline.get("env_id") or "SuperMarioBros-1-1-v0"
     env = make_pipeline_env(pipeline, env_id, args.noop_max, args.frame_stack, actions=args.actions,
                             frame_skip=args.frame_skip, sticky_actions=args.sticky_actions)  # fmt: skip

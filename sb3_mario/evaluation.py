@@ -101,7 +101,7 @@ def make_pipeline_env(
     """
     One env built like the one a model was trained on, for evaluation.
 
-    :param pipeline: what :func:`~sb3_mario.saving.load_model` returns beside the model
+    :param pipeline: what :func:`~sb3_mario.loading.load_model` returns beside the model
         (``wrapper_kwargs``, ``frame_stack``)
     :param env_id: gym-super-mario-bros id
     :param noop_max: random no-op frames at the start of each episode

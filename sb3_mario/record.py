@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from sb3_mario.evaluation import make_pipeline_env
-from sb3_mario.saving import ALGORITHMS, load_model
+from sb3_mario.loading import ALGORITHMS, load_model
 
 
 def record(

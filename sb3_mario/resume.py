@@ -25,7 +25,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.type_aliases import GymEnv
 
-from sb3_mario.saving import atomic_write
+from sb3_mario.ddqn import DoubleDQN
+from sb3_mario.files import atomic_write
 
 STATE_FILE = "interrupted.json"
 MODEL_FILE = "model.zip"
@@ -139,10 +140,7 @@ def resume_learning(
     state = read_state(folder)
     if state is None:
         raise FileNotFoundError(f"No interrupted run in {folder} (no {STATE_FILE}); start a new run instead.")
-    if algorithm is None:
-        from sb3_mario.ddqn import DoubleDQN
-
-        algorithm = DoubleDQN
+    algorithm = algorithm or DoubleDQN
     model = algorithm.load(Path(folder) / MODEL_FILE, env=env)
     if isinstance(model, OffPolicyAlgorithm) and (Path(folder) / BUFFER_FILE).is_file():
         model.load_replay_buffer(Path(folder) / BUFFER_FILE)

@@ -9,8 +9,8 @@ rl_zoo3 has no plugin mechanism, so :func:`patch` edits three of its modules rig
   ``zoo_configs/<algo>.yml`` for ``ddqn`` and for any env id listed there (a user's ``--conf-file``
   always wins); ``sb3_mario`` is importable by name inside yml ``policy_kwargs`` strings. On Mario ids the
   envs run in subprocesses unless ``--vec-env`` says otherwise, ``ddqn``'s hyperparameters are checked before
-  any env or folder is made, a start that fails leaves no run folder behind, and building the envs says how
-  long it took.
+  any env or folder is made, a start that fails leaves no run folder behind, building the envs says how long it
+  took, and (``ddqn``, ``dqn``) the evaluation runs in worker processes and keeps the best checkpoint by clear rate.
 
 The start-up hook (``sb3_mario_hook.pth``) calls :func:`patch` for ``python -m rl_zoo3.*``;
 ``python -m sb3_mario.train`` calls :func:`patch_all` explicitly.
@@ -132,7 +132,11 @@ def _patch_hyperparams_opt(module: ModuleType) -> None:
 
 
 ZOO_DEFAULT_EVAL_FREQ = 25_000
-MARIO_EVAL_FREQ = 250_000
+#: on Mario ids: evaluate every this many steps, on this many episodes (unless the command line says otherwise)
+MARIO_EVAL_FREQ = 100_000
+MARIO_EVAL_EPISODES = 20
+#: the algorithms whose Mario evaluation runs in worker processes (their greedy policy is a Q-network)
+WORKER_EVAL_ALGOS = ("ddqn", "dqn")
 
 
 @functools.cache
@@ -193,14 +197,24 @@ def check_hyperparameter_values(hyperparams: dict[str, Any], config: str) -> Non
         raise ValueError(f"{exc} Fix them in {config} or in --hyperparams.") from None
 
 
-def vec_env_given(argv: list[str]) -> bool:
+def option_given(argv: list[str], option: str) -> bool:
     """
     :param argv: the command line (``sys.argv[1:]``)
-    :return: whether it names ``--vec-env`` (abbreviations included, as argparse reads them)
+    :param option: one of rl-zoo's options with a value, e.g. ``"--vec-env"``
+    :return: whether the command line gives it (abbreviations included, as argparse reads them)
     """
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--vec-env", default=None)
-    return parser.parse_known_args(argv)[0].vec_env is not None
+    parser.add_argument(option, dest="value", default=None)
+    return parser.parse_known_args(argv)[0].value is not None
+
+
+def eval_workers_for(cpus: int | None) -> int:
+    """
+    :param cpus: CPU cores of the machine
+    :return: evaluation worker processes beside a training run that has a core per env: one for each 8 cores,
+        1 to 4
+    """
+    return max(1, min(4, (cpus or 1) // 8))
 
 
 def _patch_exp_manager(module: ModuleType) -> None:
@@ -213,6 +227,7 @@ def _patch_exp_manager(module: ModuleType) -> None:
     original_read = manager.read_hyperparameters
     original_setup = manager.setup_experiment
     original_create_envs = manager.create_envs
+    original_create_callbacks = manager.create_callbacks
     original_learn = manager.learn
 
     @functools.wraps(original_init)
@@ -223,11 +238,11 @@ def _patch_exp_manager(module: ModuleType) -> None:
         if env_id not in _mario_ids():
             return
         if self.eval_freq == ZOO_DEFAULT_EVAL_FREQ:
-            # a Mario evaluation plays whole levels in the trainer's process: rl-zoo's default would spend
-            # most of the run evaluating
+            # a Mario evaluation plays whole levels: rl-zoo's default would evaluate half-trained agents over and over
             self.eval_freq = MARIO_EVAL_FREQ
-            print(f"sb3-mario: evaluating every {MARIO_EVAL_FREQ} steps on Mario (pass --eval-freq to choose)")
-        if not vec_env_given(sys.argv[1:]):
+        if not option_given(sys.argv[1:], "--eval-episodes"):
+            self.n_eval_episodes = MARIO_EVAL_EPISODES
+        if not option_given(sys.argv[1:], "--vec-env"):
             from stable_baselines3.common.vec_env import SubprocVecEnv
 
             # one emulator per process: several times faster than stepping them one after another here
@@ -251,6 +266,35 @@ def _patch_exp_manager(module: ModuleType) -> None:
             if not existed and os.path.isdir(self.save_path):
                 shutil.rmtree(self.save_path, ignore_errors=True)  # a failed start leaves no run folder
             raise
+
+    @functools.wraps(original_create_callbacks)
+    def create_callbacks(self: Any) -> None:
+        mario = self.env_name.gym_id in _mario_ids() and self.algo in WORKER_EVAL_ALGOS
+        if not mario or self.eval_freq <= 0 or self.optimize_hyperparameters:
+            return original_create_callbacks(self)
+        # rl-zoo's own callbacks (progress bar, checkpoints), but the evaluation is sb3-mario's: in worker
+        # processes, ranked by clear rate
+        eval_freq, self.eval_freq = self.eval_freq, 0
+        try:
+            original_create_callbacks(self)
+        finally:
+            self.eval_freq = eval_freq
+        from sb3_mario.callbacks import MarioEvalCallback
+
+        workers = eval_workers_for(os.cpu_count())
+        self.callbacks.append(
+            MarioEvalCallback(
+                n_eval_episodes=self.n_eval_episodes,
+                eval_freq=max(eval_freq // self.n_envs, 1),
+                best_model_save_path=self.save_path,
+                log_path=self.save_path,
+                n_eval_workers=workers,
+                verbose=self.verbose,
+            )
+        )
+        print(f"sb3-mario: evaluating every {eval_freq} steps on {self.n_eval_episodes} episodes in {workers} worker "
+              "process(es) while training goes on; the best checkpoint by clear rate is best_model.zip "
+              "(--eval-freq, --eval-episodes choose)")  # fmt: skip
 
     @functools.wraps(original_create_envs)
     def create_envs(self: Any, n_envs: int, eval_env: bool = False, no_log: bool = False) -> Any:
@@ -278,6 +322,7 @@ def _patch_exp_manager(module: ModuleType) -> None:
     manager.read_hyperparameters = read_hyperparameters
     manager.setup_experiment = setup_experiment
     manager.create_envs = create_envs
+    manager.create_callbacks = create_callbacks
     manager.learn = learn
 
 

@@ -3,7 +3,7 @@
     python scripts/export_checkpoints.py logs/ddqn/SuperMarioBros-1-1-v0_1 --algo ddqn --out $OUT --per-tar 2
 
 Each ``rl_model_<steps>_steps.zip`` (and the final ``<env>.zip``, as ``rl_model_<num_timesteps>_steps``) not
-exported yet becomes ``.pt`` + ``.json`` (:func:`sb3_mario.saving.export_weights`, mtime of the zip kept so
+exported yet becomes ``.pt`` + ``.json`` (:func:`sb3_mario.weights.export_weights`, mtime of the zip kept so
 that ``scripts/learning_curve.py`` knows when it was saved), ``--per-tar`` of them to a tar in ``--out``, with
 the run's monitor files and config.
 """
@@ -14,7 +14,8 @@ import re
 import tarfile
 from pathlib import Path
 
-from sb3_mario.saving import export_weights, load_model
+from sb3_mario.loading import load_model
+from sb3_mario.weights import export_weights
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ def evaluate_checkpoint(job: tuple[str, str, int, str, float | None]) -> dict:
 
     th.set_num_threads(1)
     from sb3_mario.evaluation import evaluate_mario, make_pipeline_env
-    from sb3_mario.saving import load_model
+    from sb3_mario.loading import load_model
 
     model, pipeline = load_model(path, algo=algo, device="cpu")
     env = make_pipeline_env(pipeline, env_id, noop_max=30, sticky_actions=sticky_actions)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch as th
 
 from sb3_mario import DoubleDQN, MarioCNN, make_mario_env
-from sb3_mario.saving import load_weights
+from sb3_mario.weights import load_weights
 
 
 def main() -> None:

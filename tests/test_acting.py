@@ -9,6 +9,8 @@ from stable_baselines3.common.envs import FakeImageEnv
 from sb3_mario import DoubleDQN, MarioCNN, make_mario_env
 from sb3_mario.ddqn.acting import ActingCopy
 
+pytestmark = pytest.mark.slow  # real subprocesses or training runs
+
 needs_gpu = pytest.mark.skipif(not th.cuda.is_available(), reason="needs a GPU")
 
 

@@ -19,6 +19,8 @@ from sb3_mario.buffers import FrameReplayBuffer
 from sb3_mario.ddqn.actors import AHEAD, WORKER_NICENESS, AsyncEnvs, _FrameStacks
 from sb3_mario.ddqn.overlap import OverlapVecEnv
 
+pytestmark = pytest.mark.slow  # real subprocesses or training runs
+
 
 def obs_policy(obs, deterministic=False):
     # an action that depends on the observation only, not on which other envs share the forward pass

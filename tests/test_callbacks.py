@@ -18,6 +18,7 @@ def tiny_model():
     env.close()
 
 
+@pytest.mark.slow
 def test_callback_logs_clear_rate_max_x_and_return(tiny_model, tmp_path):
     tiny_model.set_logger(configure(str(tmp_path), ["stdout", "csv", "tensorboard"]))
     callback = MarioEvalCallback(n_eval_episodes=2, eval_freq=60, best_model_save_path=str(tmp_path),
@@ -34,6 +35,7 @@ def test_callback_logs_clear_rate_max_x_and_return(tiny_model, tmp_path):
     assert list(tmp_path.glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_evaluate_mario_is_seeded(tiny_model):
     env = make_mario_env(ENV_ID, n_envs=1, wrapper_kwargs=dict(noop_max=30))
     try:
@@ -45,6 +47,7 @@ def test_evaluate_mario_is_seeded(tiny_model):
     assert 0.0 <= first.clear_rate <= 1.0 and first.mean_max_x_pos > 0
 
 
+@pytest.mark.slow
 def test_sb3_evaluate_policy_on_the_mario_vecenv(tiny_model):
     env = make_mario_env(ENV_ID, n_envs=2, seed=0)
     try:
@@ -60,3 +63,35 @@ def test_callback_rejects_a_training_env_without_the_mario_wrapper(tmp_path):
     model = DoubleDQN("CnnPolicy", FakeImageEnv(discrete=True), buffer_size=100, device="cpu")
     with pytest.raises(ValueError, match="MarioWrapper"):
         model.learn(10, callback=MarioEvalCallback(eval_freq=5))
+
+
+@pytest.mark.slow
+def test_evaluation_in_worker_processes_keeps_the_best_checkpoint_by_clear_rate(tmp_path):
+    env = make_mario_env(ENV_ID, n_envs=1, seed=0)
+    model = DoubleDQN("CnnPolicy", env, buffer_size=300, learning_starts=50, device="cpu", seed=0)
+    callback = MarioEvalCallback(n_eval_episodes=2, eval_freq=60, best_model_save_path=str(tmp_path),
+                                 log_path=str(tmp_path), n_eval_workers=2)  # fmt: skip
+    model.learn(180, callback=callback)
+    env.close()
+    # every checkpoint reported at its own step, the last ones waited for at the end of training
+    assert callback.history["timesteps"] == [60, 120, 180]
+    assert {p.name for p in tmp_path.iterdir()} >= {"best_model.zip", "evaluations.npz", "mario_evaluations.npz"}
+    assert not list(tmp_path.glob("mario-eval-*")), "the checkpoints in flight are cleaned up"
+    zoo = np.load(tmp_path / "evaluations.npz")
+    assert zoo["timesteps"].tolist() == [60, 120, 180] and zoo["results"].shape == (3, 2)
+    # best_model.zip is the checkpoint with the best (clear rate, mean max x): played again in this process on the
+    # same seeds, it gives what the workers reported
+    history = zip(callback.history["clears"], callback.history["max_x_pos"], strict=True)
+    scores = [(np.mean(c), np.mean(x)) for c, x in history]
+    k = max(range(3), key=lambda i: scores[i])
+    best = DoubleDQN.load(tmp_path / "best_model.zip", device="cpu")
+    assert best.num_timesteps == callback.history["timesteps"][k]
+    eval_env = make_mario_env(ENV_ID, n_envs=1, wrapper_kwargs=dict(noop_max=30))
+    again = evaluate_mario(best, eval_env, n_episodes=2, first_seed=2 * k)
+    eval_env.close()
+    assert again.max_x_pos == callback.history["max_x_pos"][k] and again.clears == callback.history["clears"][k]
+
+
+def test_worker_evaluation_needs_the_training_env_and_greedy_actions():
+    with pytest.raises(ValueError, match="n_eval_workers > 0 builds its eval envs from the training env"):
+        MarioEvalCallback(eval_env=make_mario_env(ENV_ID, n_envs=1), n_eval_workers=1)

@@ -107,6 +107,7 @@ def test_n_step_return_discounts_by_gamma_to_the_n(vector_env, monkeypatch):
     assert loss_of_one_update(model) == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_learns_cartpole():
     # rl-zoo's tuned DQN settings for CartPole-v1, with a smaller budget
     model = DoubleDQN(

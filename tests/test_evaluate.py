@@ -19,6 +19,7 @@ def saved_model(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_evaluate_command_prints_clear_rate_max_x_and_return(saved_model, capsys):
     result = evaluate_main([str(saved_model), "-n", "2", "--noop-max", "30"])
     out = capsys.readouterr().out
@@ -26,6 +27,7 @@ def test_evaluate_command_prints_clear_rate_max_x_and_return(saved_model, capsys
     assert f"clear_rate={result.clear_rate:.2f}" in out and "mean_max_x_pos=" in out and "mean_return=" in out
 
 
+@pytest.mark.slow
 def test_truncated_model_zip_gets_a_clear_error(saved_model, tmp_path):
     broken = tmp_path / "broken.zip"
     broken.write_bytes(saved_model.read_bytes()[: saved_model.stat().st_size // 2])
@@ -59,11 +61,12 @@ def test_missing_model_file(tmp_path):
         DoubleDQN.load(tmp_path / "nothing.zip")
 
 
+@pytest.mark.slow
 def test_exported_weights_load_without_unpickling_and_predict_like_the_zip(saved_model, tmp_path):
     import numpy as np
     import torch as th
 
-    from sb3_mario.saving import export_weights, load_weights
+    from sb3_mario.weights import export_weights, load_weights
 
     model = DoubleDQN.load(saved_model, device="cpu")
     pt, _js = export_weights(
@@ -81,16 +84,18 @@ def test_exported_weights_load_without_unpickling_and_predict_like_the_zip(saved
     assert th.allclose(q_zip, q_pt)
 
 
+@pytest.mark.slow
 def test_evaluate_command_runs_exported_weights(saved_model, tmp_path, capsys):
-    from sb3_mario.saving import export_weights
+    from sb3_mario.weights import export_weights
 
     pt, _ = export_weights(DoubleDQN.load(saved_model, device="cpu"), tmp_path / "mario")
     result = evaluate_main([str(pt), "-n", "1"])
     assert len(result.clears) == 1 and "clear_rate=" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_corrupt_exported_weights_get_a_clear_error(saved_model, tmp_path):
-    from sb3_mario.saving import export_weights, load_weights
+    from sb3_mario.weights import export_weights, load_weights
 
     pt, _ = export_weights(DoubleDQN.load(saved_model, device="cpu"), tmp_path / "mario")
     pt.write_bytes(pt.read_bytes()[:100])
@@ -98,6 +103,7 @@ def test_corrupt_exported_weights_get_a_clear_error(saved_model, tmp_path):
         load_weights(pt)
 
 
+@pytest.mark.slow
 def test_evaluate_command_plays_with_sticky_actions_when_asked(saved_model, capsys):
     plain = evaluate_main([str(saved_model), "-n", "1"])
     assert "sticky actions 0.0" in capsys.readouterr().out

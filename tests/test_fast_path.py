@@ -109,6 +109,7 @@ def test_graphed_update_is_double_dqn_not_dqn():
     assert update.loss_sum.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_overlapped_env_steps_take_the_same_number_of_updates():
     counts = []
     for overlap in (False, True):
@@ -159,6 +160,7 @@ def test_adam_is_fused_unless_the_user_chose_and_updates_like_the_per_tensor_ada
     "option", [{}, {"cuda_graph": True}, {"overlap_env_step": True}, {"async_envs": True}], ids=lambda o: str(o)
 )
 @pytest.mark.parametrize("ending", ["normal", "callback", "exception"])
+@pytest.mark.slow
 def test_after_learn_the_env_is_the_users_and_train_trains(option, ending):
     env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=2, seed=0, vec_env_cls="subproc")
     try:

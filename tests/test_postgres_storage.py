@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real subprocesses or training runs
+
 BINARIES = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 if not BINARIES and not os.environ.get("CI"):
     pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)", allow_module_level=True)

@@ -14,8 +14,11 @@ from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.envs import FakeImageEnv
 
 from sb3_mario import DoubleDQN, make_mario_env
+from sb3_mario.files import atomic_write
+from sb3_mario.memory import check_replay_memory
 from sb3_mario.resume import STATE_FILE, learn_resumable, resume_learning
-from sb3_mario.saving import atomic_write, check_replay_memory
+
+pytestmark = pytest.mark.slow  # real subprocesses or training runs
 
 #: only stops a process that hangs: a loaded machine is slower, not stuck
 HANG_LIMIT = 1800

@@ -6,11 +6,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from sb3_mario import DoubleDQN, make_mario_env
 from sb3_mario.evaluation import evaluate_mario
 from sb3_mario.record import record
-from sb3_mario.saving import load_weights
+from sb3_mario.weights import load_weights
+
+pytestmark = pytest.mark.slow  # real subprocesses or training runs
 
 #: only stops a process that hangs: a loaded machine is slower, not stuck
 HANG_LIMIT = 1800

@@ -163,6 +163,7 @@ def test_unknown_env_id_suggests_the_closest():
         make_mario_env("SuperMarioBros-1-1-v9")
 
 
+@pytest.mark.slow
 def test_make_mario_env_stacks_frames_in_subprocesses():
     env = make_mario_env(ENV_ID, n_envs=2, seed=0, vec_env_cls="subproc")
     try:

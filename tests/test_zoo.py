@@ -45,6 +45,7 @@ def ddqn_run(tmp_path_factory) -> Path:
     return cwd
 
 
+@pytest.mark.slow
 def test_train_on_mario_uses_subprocess_envs_and_says_what_takes_time(ddqn_run):
     out = (ddqn_run / "train.log").read_text()
     # no --vec-env given: subprocess envs, said in one plain line, and no fallback warning
@@ -52,19 +53,24 @@ def test_train_on_mario_uses_subprocess_envs_and_says_what_takes_time(ddqn_run):
     assert "async_envs=True needs" not in out
     started = r"starting 2 Mario training envs in subprocesses\.\.\.\n(.*\n)*.*2 Mario training envs ready in"
     assert re.search(started, out)
-    assert "starting 1 Mario evaluation env in subprocesses" in out
+    assert "evaluating every 150 steps on 1 episodes in 1 worker process(es)" in out
     assert re.search(r"Replay buffer: FrameReplayBuffer, 600 transitions, [0-9.]+ GiB once full", out)
     assert "Learning starts at num_timesteps=" in out
 
 
-def test_vec_env_given_reads_the_command_line_as_argparse_does():
-    from sb3_mario.zoo import vec_env_given
+def test_option_given_reads_the_command_line_as_argparse_does():
+    from sb3_mario.zoo import eval_workers_for, option_given
 
-    assert vec_env_given(["--algo", "ddqn", "--vec-env", "dummy"]) and vec_env_given(["--vec-env=subproc"])
-    assert vec_env_given(["--vec", "dummy"])  # argparse's abbreviations
-    assert not vec_env_given(["--algo", "ddqn", "--env", ENV_ID, "-P"])
+    assert option_given(["--algo", "ddqn", "--vec-env", "dummy"], "--vec-env")
+    assert option_given(["--vec-env=subproc"], "--vec-env") and option_given(
+        ["--eval-episodes", "3"], "--eval-episodes"
+    )
+    assert option_given(["--vec", "dummy"], "--vec-env")  # argparse's abbreviations
+    assert not option_given(["--algo", "ddqn", "--env", ENV_ID, "-P"], "--vec-env")
+    assert [eval_workers_for(n) for n in (None, 2, 16, 32, 128)] == [1, 1, 2, 4, 4]
 
 
+@pytest.mark.slow
 def test_bad_hyperparameters_fail_before_any_env_or_folder(tmp_path):
     out = run("-m", "rl_zoo3.train", "--algo", "ddqn", "--env", ENV_ID, "-f", "logs", "-params", "buffer_size:-5",
               cwd=tmp_path, expect_ok=False)  # fmt: skip
@@ -73,6 +79,7 @@ def test_bad_hyperparameters_fail_before_any_env_or_folder(tmp_path):
     assert not (tmp_path / "logs" / "ddqn" / f"{ENV_ID}_1").exists()
 
 
+@pytest.mark.slow
 def test_a_start_that_fails_later_leaves_no_run_folder(tmp_path):
     # the envs are built and the folder made, then the replay buffer cannot fit in memory
     out = run("-m", "rl_zoo3.train", "--algo", "ddqn", "--env", ENV_ID, "-f", "logs", "--vec-env", "dummy",
@@ -81,6 +88,7 @@ def test_a_start_that_fails_later_leaves_no_run_folder(tmp_path):
     assert not (tmp_path / "logs" / "ddqn" / f"{ENV_ID}_1").exists()
 
 
+@pytest.mark.slow
 def test_train_writes_model_buffer_checkpoints_and_logs(ddqn_run):
     run_dir = ddqn_run / "logs" / "ddqn" / f"{ENV_ID}_1"
     for name in (f"{ENV_ID}.zip", "replay_buffer.pkl", "best_model.zip", "evaluations.npz", "0.monitor.csv"):
@@ -91,6 +99,7 @@ def test_train_writes_model_buffer_checkpoints_and_logs(ddqn_run):
     assert "sb3_mario.wrappers.MarioWrapper" in config and "MarioCNN" in config
 
 
+@pytest.mark.slow
 def test_continue_training_from_the_saved_model(ddqn_run):
     model = f"logs/ddqn/{ENV_ID}_1/{ENV_ID}.zip"
     out = run("-m", "rl_zoo3.train", "--algo", "ddqn", "--env", ENV_ID, "-n", "100", "-f", "logs", "-i", model, *TINY,
@@ -99,6 +108,7 @@ def test_continue_training_from_the_saved_model(ddqn_run):
     assert (ddqn_run / "logs" / "ddqn" / f"{ENV_ID}_2" / f"{ENV_ID}.zip").is_file()
 
 
+@pytest.mark.slow
 def test_enjoy_record_video_and_plot(ddqn_run):
     common = ["--algo", "ddqn", "--env", ENV_ID, "-f", "logs", "--exp-id", "1"]
     run("-m", "rl_zoo3.enjoy", *common, "-n", "60", "--no-render", cwd=ddqn_run)
@@ -109,13 +119,21 @@ def test_enjoy_record_video_and_plot(ddqn_run):
         env={"MPLBACKEND": "Agg"})  # fmt: skip
 
 
+@pytest.mark.slow
 def test_sb3_mario_evaluate_on_the_zoo_model(ddqn_run):
     model = f"logs/ddqn/{ENV_ID}_1/{ENV_ID}.zip"
     out = run("-m", "sb3_mario.evaluate", model, "-n", "2", "--noop-max", "30", cwd=ddqn_run)
     assert "episodes=2 clear_rate=" in out and "mean_max_x_pos=" in out and "mean_return=" in out
+    # a run folder: its best checkpoint by clear rate, which rl-zoo's --load-best finds too
+    out = run("-m", "sb3_mario.evaluate", f"logs/ddqn/{ENV_ID}_1", "-n", "1", cwd=ddqn_run)
+    assert f"logs/ddqn/{ENV_ID}_1/best_model.zip" in out.replace(os.sep, "/") and "episodes=1 clear_rate=" in out
+    out = run("-m", "rl_zoo3.enjoy", "--algo", "ddqn", "--env", ENV_ID, "-f", "logs", "--exp-id", "1", "--load-best",
+              "-n", "40", "--no-render", cwd=ddqn_run)  # fmt: skip
+    assert "best_model.zip" in out
 
 
 @pytest.mark.parametrize("algo", ["dqn", "qrdqn"])
+@pytest.mark.slow
 def test_baselines_on_mario(tmp_path, algo):
     # an explicit --vec-env wins over sb3-mario's subprocess default
     out = run("-m", "rl_zoo3.train", "--algo", algo, "--env", ENV_ID, "-n", "200", "-f", "logs", "--vec-env", "dummy",
@@ -125,6 +143,7 @@ def test_baselines_on_mario(tmp_path, algo):
     assert (tmp_path / "logs" / algo / f"{ENV_ID}_1" / f"{ENV_ID}.zip").is_file()
 
 
+@pytest.mark.slow
 def test_ddqn_on_cartpole_and_explicit_entry_point(tmp_path):
     run("-m", "rl_zoo3.train", "--algo", "ddqn", "--env", "CartPole-v1", "-n", "600", "-f", "logs", cwd=tmp_path)
     # python -m sb3_mario.train patches rl_zoo3 itself: it works with the start-up hook switched off
@@ -133,6 +152,7 @@ def test_ddqn_on_cartpole_and_explicit_entry_point(tmp_path):
     assert (tmp_path / "logs" / "ddqn" / "CartPole-v1_2" / "CartPole-v1.zip").is_file(), out
 
 
+@pytest.mark.slow
 def test_users_conf_file_wins(tmp_path):
     conf = tmp_path / "mine.yml"
     conf.write_text(
@@ -143,6 +163,7 @@ def test_users_conf_file_wins(tmp_path):
     assert f"Loading hyperparameters from: {conf}" in out
 
 
+@pytest.mark.slow
 def test_optimize_with_a_shared_storage(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     args = ["-m", "rl_zoo3.train", "--algo", "ddqn", "--env", "CartPole-v1", "-optimize", "--n-trials", "2",
@@ -156,17 +177,20 @@ def test_optimize_with_a_shared_storage(tmp_path):
     assert "n_steps:" in out and "learning_rate:" in out
 
 
+@pytest.mark.slow
 def test_unknown_env_id_gets_the_zoos_did_you_mean(tmp_path):
     out = run("-m", "rl_zoo3.train", "--algo", "ddqn", "--env", "SuperMarioBros-1-1-v5", cwd=tmp_path, expect_ok=False)
     assert "you maybe meant SuperMarioBros-1-1-v0" in out
 
 
+@pytest.mark.slow
 def test_hook_can_be_switched_off(tmp_path):
     out = run("-m", "rl_zoo3.train", "--algo", "ddqn", "--env", "CartPole-v1", cwd=tmp_path,
               env={"SB3_MARIO_NO_ZOO_HOOK": "1"}, expect_ok=False)  # fmt: skip
     assert "invalid choice: 'ddqn'" in out
 
 
+@pytest.mark.slow
 def test_hook_never_breaks_python_when_the_package_is_missing(tmp_path):
     # the hook module present, the package gone (a half-finished uninstall): rl_zoo3 still works, with a warning
     code = (
@@ -198,6 +222,7 @@ def test_configs_cover_every_mario_id(algo):
     assert default_config(algo, "CartPole-v1") == (str(config_dir() / "ddqn.yml") if algo == "ddqn" else None)
 
 
+@pytest.mark.slow
 def test_mario_eval_callback_from_a_zoo_yml(tmp_path):
     conf = tmp_path / "with_callback.yml"
     conf.write_text(
@@ -213,6 +238,7 @@ def test_mario_eval_callback_from_a_zoo_yml(tmp_path):
     assert out.count("Mario eval num_timesteps=") == 2 and "clear_rate" in out and "mean_max_x_pos" in out
 
 
+@pytest.mark.slow
 def test_checkpoints_export_to_weights_and_draw_a_learning_curve(ddqn_run, tmp_path):
     run_dir = ddqn_run / "logs" / "ddqn" / f"{ENV_ID}_1"
     root = Path(__file__).resolve().parent.parent

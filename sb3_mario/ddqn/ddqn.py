@@ -1,3 +1,5 @@
+"""``DoubleDQN``: SB3's DQN with the Double-DQN target, checked hyperparameters, atomic saves and checked loads."""
+
 import io
 import pathlib
 import time
@@ -21,7 +23,6 @@ from stable_baselines3.common.type_aliases import (
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.dqn import DQN
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, MultiInputPolicy
-from torch.nn import functional as F
 
 from sb3_mario.buffers import FilledRows, FrameReplayBuffer
 from sb3_mario.cnn import MarioCNN
@@ -29,13 +30,9 @@ from sb3_mario.ddqn.acting import ActingCopy
 from sb3_mario.ddqn.actors import AsyncEnvs, StepResult, async_layers
 from sb3_mario.ddqn.graph import GraphedUpdate, set_learning_rate
 from sb3_mario.ddqn.overlap import OverlapVecEnv
-from sb3_mario.saving import (
-    atomic_write,
-    check_model_zip,
-    check_replay_memory,
-    replay_buffer_bytes,
-    with_suffix,
-)
+from sb3_mario.ddqn.update import double_dqn_step
+from sb3_mario.files import atomic_write, check_model_zip, with_suffix
+from sb3_mario.memory import check_replay_memory, replay_buffer_bytes
 
 SelfDoubleDQN = TypeVar("SelfDoubleDQN", bound="DoubleDQN")
 #: with cuda_graph=True, train/loss is the mean loss over this many train() calls (a host sync each time)
@@ -237,30 +234,18 @@ class DoubleDQN(DQN):
             # For n-step replay, discount factor is gamma**n_steps (when no early termination)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
 
-            with th.no_grad():
-                # Double DQN: the online network picks the greedy next action a*
-                next_actions = self.q_net(replay_data.next_observations).argmax(dim=1, keepdim=True)
-                # ... and the target network scores it: Q_target(s', a*)
-                next_q_values = th.gather(self.q_net_target(replay_data.next_observations), dim=1, index=next_actions)
-                # 1-step (or n-step) TD target; terminal transitions bootstrap nothing
-                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
-
-            # Get current Q-values estimates
-            current_q_values = self.q_net(replay_data.observations)
-            # Retrieve the q-values for the actions from the replay buffer
-            current_q_values = th.gather(current_q_values, dim=1, index=replay_data.actions.long())
-
-            # Compute Huber loss (less sensitive to outliers)
-            loss = F.smooth_l1_loss(current_q_values, target_q_values)
-            # Keep the loss on the device: no host sync per gradient step
-            losses.append(loss.detach())
-
-            # Optimize the policy
-            self.policy.optimizer.zero_grad()
-            loss.backward()
-            # Clip gradient norm
-            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-            self.policy.optimizer.step()
+            # One Double-DQN gradient step (sb3_mario.ddqn.update); the loss stays on the device: no host sync
+            loss = double_dqn_step(
+                self.policy,
+                replay_data.observations,
+                replay_data.actions,
+                replay_data.next_observations,
+                replay_data.rewards,
+                replay_data.dones,
+                discounts,
+                self.max_grad_norm,
+            )
+            losses.append(loss)
 
         # Increase update counter
         self._n_updates += gradient_steps

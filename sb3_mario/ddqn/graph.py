@@ -5,8 +5,8 @@ GPU (SB3's ``DQN.train``: ~4 ms an update on an H100). Captured once as a CUDA g
 (both forward passes, the Double-DQN target, Huber loss, backward, gradient clipping and Adam) replays with
 one launch. The batch is copied into fixed input tensors first, so any SB3 replay buffer can feed it.
 
-On a CPU device, or before the first capture, the same step runs eagerly: it computes exactly what
-:meth:`DoubleDQN.train` computes (tested).
+The step itself is :func:`sb3_mario.ddqn.update.double_dqn_step`, the function ``DoubleDQN.train`` runs eagerly.
+On a CPU device the same step runs eagerly here too (tested equal to ``DoubleDQN.train``).
 """
 
 from typing import Any
@@ -14,7 +14,8 @@ from typing import Any
 import torch as th
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.dqn.policies import DQNPolicy
-from torch.nn import functional as F
+
+from sb3_mario.ddqn.update import double_dqn_step
 
 WARMUP_STEPS = 3
 
@@ -72,20 +73,18 @@ class GraphedUpdate:
             self.graph.replay()
 
     def _step(self) -> None:
-        q_net, q_net_target, optimizer = self.policy.q_net, self.policy.q_net_target, self.policy.optimizer
         x = self.inputs
-        with th.no_grad():
-            # Double DQN: the online network picks a*, the target network scores it
-            next_actions = q_net(x["next_observations"]).argmax(dim=1, keepdim=True)
-            next_q_values = th.gather(q_net_target(x["next_observations"]), dim=1, index=next_actions)
-            target_q_values = x["rewards"] + (1 - x["dones"]) * x["discounts"] * next_q_values
-        current_q_values = th.gather(q_net(x["observations"]), dim=1, index=x["actions"].long())
-        loss = F.smooth_l1_loss(current_q_values, target_q_values)
-        self.loss_sum += loss.detach()
-        optimizer.zero_grad(set_to_none=not self.use_graph)
-        loss.backward()
-        th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-        optimizer.step()
+        self.loss_sum += double_dqn_step(
+            self.policy,
+            x["observations"],
+            x["actions"],
+            x["next_observations"],
+            x["rewards"],
+            x["dones"],
+            x["discounts"],
+            self.max_grad_norm,
+            set_to_none=not self.use_graph,
+        )
 
     def _capture(self) -> th.cuda.CUDAGraph:
         """Warm up on a side stream, capture the step, and leave weights and optimizer as before the warm-up;
