@@ -90,23 +90,18 @@ class MarioCore(gym.Wrapper):
     The work of :class:`MarioWrapper`, on the env beneath any ``Monitor`` (see the module): JoypadSpace action
     set, frame skip (rewards summed, stops at episode end, optional max over the last two frames), optional
     sticky actions, grayscale, resize to ``screen_size`` x ``screen_size`` uint8, random no-op starts, the
-    reward, and the cut of episodes without progress. Its arguments are :class:`MarioWrapper`'s.
+    reward, and the cut of episodes without progress, with :class:`MarioWrapper`'s settings.
     """
 
-    def __init__(
-        self,
-        env: gym.Env,
-        actions: str = "right_only",
-        frame_skip: int = 4,
-        max_pool: bool = False,
-        screen_size: int = 84,
-        grayscale: bool = True,
-        reward: str = "classic",
-        reward_scale: float = 1.0,
-        noop_max: int = 0,
-        stuck_steps: int | None = None,
-        sticky_actions: float = 0.0,
-    ) -> None:
+    def __init__(self, env: gym.Env, settings: dict[str, Any]) -> None:
+        """
+        :param env: the gym-super-mario-bros env (or the wrappers beneath a Monitor)
+        :param settings: :class:`MarioWrapper`'s arguments, checked (its ``mario_kwargs``)
+        """
+        actions, frame_skip, screen_size = settings["actions"], settings["frame_skip"], settings["screen_size"]
+        max_pool, grayscale, stuck_steps = settings["max_pool"], settings["grayscale"], settings["stuck_steps"]
+        reward, reward_scale, noop_max = settings["reward"], settings["reward_scale"], settings["noop_max"]
+        sticky_actions = settings["sticky_actions"]
         super().__init__(JoypadSpace(env, ACTION_SETS[actions]))
         self.stuck_steps = stuck_steps
         self._steps_since_progress = 0
@@ -295,7 +290,7 @@ class MarioWrapper(gym.Wrapper):
         below: gym.Env = env
         while isinstance(below, EPISODE_RECORDERS):
             recorder, below = below, below.env
-        self.core = MarioCore(below, **self.mario_kwargs)
+        self.core = MarioCore(below, self.mario_kwargs)
         if recorder is None:
             super().__init__(self.core)
         else:
