@@ -240,8 +240,8 @@ def _patch_exp_manager(module: ModuleType) -> None:
         if self.eval_freq == ZOO_DEFAULT_EVAL_FREQ:
             # a Mario evaluation plays whole levels: rl-zoo's default would evaluate half-trained agents over and over
             self.eval_freq = MARIO_EVAL_FREQ
-        if not option_given(sys.argv[1:], "--eval-episodes"):
-            self.n_eval_episodes = MARIO_EVAL_EPISODES
+        if not option_given(sys.argv[1:], "--eval-episodes") and not self.optimize_hyperparameters:
+            self.n_eval_episodes = MARIO_EVAL_EPISODES  # picks the best checkpoint: -optimize trials keep rl-zoo's 5
         if not option_given(sys.argv[1:], "--vec-env"):
             from stable_baselines3.common.vec_env import SubprocVecEnv
 
