@@ -1,7 +1,9 @@
 """SB3 callbacks for Mario: periodic evaluation with level-clear rate and farthest x position, in the trainer's
 process or in worker processes, keeping the best checkpoint by clear rate."""
 
+import atexit
 import os
+import shutil
 import tempfile
 from typing import Any
 
@@ -100,6 +102,8 @@ class MarioEvalCallback(BaseCallback):
             pipeline = {"wrapper_kwargs": wrapper_kwargs, "frame_stack": frame_stack}
             self._workers = EvalWorkers(self.n_eval_workers, env_id, pipeline)
             self._checkpoints = tempfile.mkdtemp(prefix="mario-eval-", dir=self.best_model_save_path)
+            # gone at the end of training, and also after an interrupt (SB3 then skips _on_training_end)
+            atexit.register(shutil.rmtree, self._checkpoints, True)
         elif self.eval_env is None:
             env_id, wrapper_kwargs, frame_stack = self._pipeline_of(self.training_env)
             self.eval_env = make_mario_env(env_id, n_envs=1, frame_stack=frame_stack, wrapper_kwargs=wrapper_kwargs)
@@ -193,8 +197,6 @@ class MarioEvalCallback(BaseCallback):
             self._workers.close()
             self._workers = None
             if self._checkpoints is not None:
-                import shutil
-
                 shutil.rmtree(self._checkpoints, ignore_errors=True)
         if self._owns_eval_env and self.eval_env is not None:
             self.eval_env.close()

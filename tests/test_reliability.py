@@ -223,6 +223,7 @@ def test_zoo_run_killed_with_sigterm_saves_and_resumes(tmp_path):
     assert "Interrupted:" in out and "Saving replay buffer" in out
     for name in (f"{ENV_ID}.zip", "replay_buffer.pkl", STATE_FILE):
         assert (run_dir / name).is_file(), name
+    assert not list(run_dir.glob("mario-eval-*")), "the evaluation's checkpoints in flight are cleaned up"
     stopped_at = DoubleDQN.load(run_dir / f"{ENV_ID}.zip").num_timesteps
     assert 0 < stopped_at < total
 
