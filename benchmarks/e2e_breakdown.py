@@ -25,7 +25,7 @@ from sb3_mario import DoubleDQN, MarioCNN, make_mario_env
 from sb3_mario.buffers import FrameReplayBuffer
 from sb3_mario.ddqn import actors
 from sb3_mario.ddqn.actors import AsyncEnvs
-from sb3_mario.ddqn.overlap import OverlapVecEnv
+from sb3_mario.ddqn.overlap import OverlappedLoop
 
 TOTALS: collections.Counter = collections.Counter()
 STACK: list[float] = []  # child time of the enclosing timed call
@@ -73,7 +73,7 @@ def main() -> None:
                       async_envs=args.async_envs,
                       replay_buffer_class=FrameReplayBuffer, replay_buffer_kwargs=dict(storage_device=device),
                       policy_kwargs=dict(features_extractor_class=MarioCNN))  # fmt: skip
-    classes = [SubprocVecEnv, VecFrameStack, VecTransposeImage, OverlapVecEnv, AsyncEnvs]
+    classes = [SubprocVecEnv, VecFrameStack, VecTransposeImage, AsyncEnvs]
     for cls in classes:
         for method in ("step_async", "step_wait"):
             setattr(cls, method, timed(f"{cls.__name__}.{method}", getattr(cls, method)))
@@ -81,19 +81,18 @@ def main() -> None:
     actors._FrameStacks.update = timed("frame stacks (async)", actors._FrameStacks.update)
     actors.wait = timed("connection.wait (async)", actors.wait)
     venv = model.env.unwrapped
-    for method in ("predict", "_store_transition", "_take_pending_gradient_steps", "_on_step",
-                   "_update_info_buffer", "_sample_action", "_explore"):  # fmt: skip
+    for method in ("predict", "_store_transition", "train", "_on_step", "_update_info_buffer", "_sample_action"):
         setattr(model, method, timed(f"DoubleDQN.{method}", getattr(model, method)))
+    for method in ("train_pending", "explore"):
+        setattr(OverlappedLoop, method, timed(f"OverlappedLoop.{method}", getattr(OverlappedLoop, method)))
     model.replay_buffer.add = timed("buffer.add", model.replay_buffer.add)
     workers = [p.pid for p in getattr(venv, "processes", [])]
     state: dict[str, float] = {}
 
     class Window(BaseCallback):
-        def _on_training_start(self) -> None:
-            if isinstance(self.model.env, AsyncEnvs):
-                self.model.env.ahead = args.ahead
-
         def _on_step(self) -> bool:
+            if isinstance(self.locals["env"], AsyncEnvs):
+                self.locals["env"].ahead = args.ahead
             now = time.perf_counter()
             if not state and self.num_timesteps >= 20_000:
                 TOTALS.clear()

@@ -1,4 +1,4 @@
-"""A replay buffer for stacked frames that stores each frame once.
+"""Replay buffers: one for stacked frames that stores each frame once, the filled-rows file format, a description.
 
 SB3's ``ReplayBuffer`` keeps every observation and next observation whole: with 4 stacked 84x84 frames that
 is 56 KiB a transition (28 KiB with ``optimize_memory_usage``), ~56 GB for a million. ``FrameReplayBuffer``
@@ -16,7 +16,7 @@ from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_mario.memory import check_replay_memory
+from sb3_mario.memory import check_replay_memory, replay_buffer_bytes
 
 
 class FrameReplayBuffer(ReplayBuffer):
@@ -504,3 +504,21 @@ def restore_filled_rows(
     else:
         buffer.__dict__.update(state)
     return buffer
+
+
+def describe_replay_buffer(buffer: ReplayBuffer) -> str:
+    """
+    :param buffer: a replay buffer, just allocated
+    :return: one line with its class, size, the memory it fills once full and where its samples are gathered
+    """
+    transitions = buffer.buffer_size * buffer.n_envs
+    if isinstance(buffer, FrameReplayBuffer):
+        needed = buffer.estimate_bytes(transitions, buffer.observation_space, buffer.n_envs, buffer.frame_channels)
+        where = f"kept on {buffer.frames_on_device.device} too" if buffer.frames_on_device is not None else "RAM"
+    else:
+        needed = replay_buffer_bytes(
+            transitions, buffer.observation_space, buffer.action_space, buffer.optimize_memory_usage
+        )
+        where = "RAM"
+    size = f"{transitions:,} transitions, {needed / 2**30:.2f} GiB once full"
+    return f"Replay buffer: {type(buffer).__name__}, {size} ({where})"

@@ -189,7 +189,7 @@ def check_hyperparameter_values(hyperparams: dict[str, Any], config: str) -> Non
     :param hyperparams: the config section of the env
     :param config: the config file, for the message
     """
-    from sb3_mario.ddqn.ddqn import HYPERPARAMETER_RULES, check_hyperparameters
+    from sb3_mario.ddqn.hyperparameters import HYPERPARAMETER_RULES, check_hyperparameters
 
     try:
         check_hyperparameters(**{k: v for k, v in hyperparams.items() if k in HYPERPARAMETER_RULES})

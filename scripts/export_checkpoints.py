@@ -5,7 +5,8 @@
 Each ``rl_model_<steps>_steps.zip`` (and the final ``<env>.zip``, as ``rl_model_<num_timesteps>_steps``) not
 exported yet becomes ``.pt`` + ``.json`` (:func:`sb3_mario.weights.export_weights`, mtime of the zip kept so
 that ``scripts/learning_curve.py`` knows when it was saved), ``--per-tar`` of them to a tar in ``--out``, with
-the run's monitor files and config.
+the run's monitor files and config. With ``--final``, also the run's own pick, ``best_model.zip`` (as
+``best_model.pt`` + ``.json``), and its evaluation log ``evaluations.npz``.
 """
 
 import argparse
@@ -45,14 +46,20 @@ def main() -> None:
         for file in files:
             os.utime(file, (path.stat().st_mtime, path.stat().st_mtime))
         new.append(files)
+    best = args.run / "best_model.zip"
+    if args.final and best.exists():
+        model, pipeline = load_model(best, algo=args.algo, device="cpu")
+        pipeline.pop("env_id", None)
+        files = export_weights(model, exported / "best_model", env_id=args.env, **pipeline)  # type: ignore[arg-type]
+        new.append(files)
     args.out.mkdir(parents=True, exist_ok=True)
     for i in range(0, len(new), args.per_tar):
-        steps = re.findall(r"\d+", new[i][0].name)[0]
+        steps = (re.findall(r"\d+", new[i][0].name) or ["best"])[0]
         with tarfile.open(args.out / f"{args.algo}_{steps}.tar", "w") as tar:
             for files in new[i : i + args.per_tar]:
                 for file in files:
                     tar.add(file, arcname=file.name)
-            for extra in [*args.run.glob("*.monitor.csv"), *args.run.glob("*/config.yml")]:
+            for extra in [*args.run.glob("*.monitor.csv"), *args.run.glob("*/config.yml"), *args.run.glob("*.npz")]:
                 tar.add(extra, arcname=str(extra.relative_to(args.run)))
     print(f"exported {[f[0].name for f in new]} to {args.out}")
 

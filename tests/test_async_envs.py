@@ -17,7 +17,7 @@ from test_fast_path import EnvDuringLearn
 from sb3_mario import DoubleDQN, MarioCNN, make_mario_env
 from sb3_mario.buffers import FrameReplayBuffer
 from sb3_mario.ddqn.actors import AHEAD, WORKER_NICENESS, AsyncEnvs, _FrameStacks
-from sb3_mario.ddqn.overlap import OverlapVecEnv
+from sb3_mario.ddqn.overlap import OverlappedLoop
 
 pytestmark = pytest.mark.slow  # real subprocesses or training runs
 
@@ -177,7 +177,8 @@ def test_callbacks_see_the_training_env_as_given(fast_path):
         warnings.simplefilter("error", UserWarning)  # "Training and eval env are not of the same type"
         seen = EnvDuringLearn()
         model.learn(40, callback=[seen, EvalCallback(eval_env, eval_freq=10**6)])
-    assert isinstance(seen.env, AsyncEnvs | OverlapVecEnv) and seen.given is seen.env.venv
+    assert isinstance(seen.loop, OverlappedLoop) and seen.given is model.env
+    assert isinstance(seen.env, AsyncEnvs) == (fast_path == "async_envs")
     env.close()
 
 
@@ -207,7 +208,6 @@ def test_workers_run_at_most_ahead_steps_beyond_the_slowest():
     leads = []
     for _ in range(20):
         envs.step_wait()
-        envs.unstored_row = None  # stored, as the algorithm would
         leads.append([len(sent) for sent in envs._sent])  # steps sent beyond the row just returned
         envs.step_async(envs.in_flight)  # as SB3's loop: the actions already sent
     rows = envs.drain()
@@ -232,5 +232,5 @@ def test_async_envs_fall_back_to_lock_step_without_subprocesses():
     seen = EnvDuringLearn()
     with pytest.warns(UserWarning, match=r"async_envs=True needs envs in subprocesses \(rl-zoo: --vec-env subproc"):
         model.learn(20, callback=seen)
-    assert isinstance(seen.env, OverlapVecEnv)
+    assert isinstance(seen.loop, OverlappedLoop) and seen.env is model.env
     env.close()

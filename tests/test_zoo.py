@@ -246,7 +246,10 @@ def test_checkpoints_export_to_weights_and_draw_a_learning_curve(ddqn_run, tmp_p
     run(str(root / "scripts" / "export_checkpoints.py"), str(run_dir), "--algo", "ddqn", "--out", str(out), "--final",
         cwd=tmp_path)  # fmt: skip
     tars = sorted(out.glob("ddqn_*.tar"))
-    assert [t.name for t in tars] == ["ddqn_200.tar"]  # 200 and 400 (the final model is the 400-step one)
+    # 200 and 400 (the final model is the 400-step one); the run's own pick, best_model.zip, in a tar of its own
+    assert [t.name for t in tars] == ["ddqn_200.tar", "ddqn_best.tar"]
+    with tarfile.open(tars[1]) as tar:
+        assert {"best_model.pt", "best_model.json", "evaluations.npz"} <= set(tar.getnames())
     curve_run = tmp_path / "curve" / "ddqn" / f"{ENV_ID}_1"
     curve_run.mkdir(parents=True)
     with tarfile.open(tars[0]) as tar:

@@ -48,6 +48,8 @@ SUPPORTED_WRAPPERS = (VecFrameStack, VecTransposeImage)
 #: the ``SubprocVecEnv`` methods that send a worker a command other than a step (callbacks may call them)
 WORKER_COMMANDS = ("get_attr", "set_attr", "env_method", "env_is_wrapped", "get_images")
 StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]
+#: what ``SubprocVecEnv`` raises when a worker process is gone
+WORKER_GONE = (EOFError, BrokenPipeError, ConnectionResetError)
 
 
 def async_layers(venv: VecEnv) -> tuple[SubprocVecEnv, list[VecEnvWrapper]] | None:
@@ -146,7 +148,7 @@ class AsyncEnvs(VecEnvWrapper):
     """
     Serves each worker of a ``SubprocVecEnv`` as soon as its step arrives (see the module).
 
-    Outside ``learn`` (``act`` is ``None``) it is the wrapped VecEnv, unchanged.
+    Until ``act`` is set it is the wrapped VecEnv, unchanged.
 
     :param venv: the training VecEnv: a ``SubprocVecEnv``, optionally under ``VecFrameStack`` and
         ``VecTransposeImage`` (see :func:`async_layers`)
@@ -183,14 +185,12 @@ class AsyncEnvs(VecEnvWrapper):
         self.rows_left = rows_left
         for process in self.base.processes if nice_workers else []:
             lower_priority(process.pid, WORKER_NICENESS)
-        #: picks the actions of some envs from their observations; set by DoubleDQN.learn, None outside it
+        #: picks the actions of some envs from their observations (set by the learn loop; None: not yet)
         self.act: Callable[[np.ndarray], np.ndarray] | None = None
         self._started = False  # the stacks are ours (taken from the whole VecEnv)
         self._sent: list[deque] = []  # per env: actions sent whose step is not yet in a returned row
         self._returned: list[deque] = []  # per env: (obs, reward, done, info) not yet in a returned row
         self._stepping = np.zeros(venv.num_envs, dtype=bool)  # per env: a step is in flight
-        #: the last vec-env step returned by step_wait, until the algorithm stores it (it sets this to None)
-        self.unstored_row: StepResult | None = None
 
     @property
     def in_flight(self) -> np.ndarray | None:
@@ -229,8 +229,7 @@ class AsyncEnvs(VecEnvWrapper):
         left = self.rows_left() if self.rows_left is not None else None
         if left is not None:
             sent_up_to = max(1, min(sent_up_to, left))  # no step beyond the algorithm's last one
-        self.unstored_row = self._collect(sent_up_to)
-        obs, rewards, dones, infos = self.unstored_row[1:]
+        obs, rewards, dones, infos = self._collect(sent_up_to)[1:]
         return obs, rewards, dones, infos
 
     def drain(self) -> list[StepResult]:
@@ -261,7 +260,6 @@ class AsyncEnvs(VecEnvWrapper):
         self._started = False
         self._sent, self._returned = [], []
         self._stepping[:] = False
-        self.unstored_row = None
         for name in WORKER_COMMANDS:
             self.base.__dict__.pop(name, None)  # the SubprocVecEnv's own methods again
 

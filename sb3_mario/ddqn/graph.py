@@ -5,8 +5,9 @@ GPU (SB3's ``DQN.train``: ~4 ms an update on an H100). Captured once as a CUDA g
 (both forward passes, the Double-DQN target, Huber loss, backward, gradient clipping and Adam) replays with
 one launch. The batch is copied into fixed input tensors first, so any SB3 replay buffer can feed it.
 
-The step itself is :func:`sb3_mario.ddqn.update.double_dqn_step`, the function ``DoubleDQN.train`` runs eagerly.
-On a CPU device the same step runs eagerly here too (tested equal to ``DoubleDQN.train``).
+The step itself is :func:`sb3_mario.ddqn.update.double_dqn_step`, the function that
+:class:`~sb3_mario.ddqn.learner.Learner` runs eagerly. On a CPU device the same step runs eagerly here too (tested
+equal to ``DoubleDQN.train`` without ``cuda_graph``).
 """
 
 from typing import Any

@@ -1,5 +1,5 @@
-"""The Double-DQN gradient step: one function, run eagerly by ``DoubleDQN.train`` and captured as a CUDA graph by
-:class:`~sb3_mario.ddqn.graph.GraphedUpdate`."""
+"""The Double-DQN gradient step: one function, run eagerly by :class:`~sb3_mario.ddqn.learner.Learner` and
+captured as a CUDA graph by :class:`~sb3_mario.ddqn.graph.GraphedUpdate`; and the optimizer settings it runs with."""
 
 import torch as th
 from stable_baselines3.dqn.policies import DQNPolicy
@@ -49,3 +49,19 @@ def double_dqn_step(
     th.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
     policy.optimizer.step()
     return loss.detach()
+
+
+def fuse_optimizer(optimizer: th.optim.Optimizer, device: th.device) -> None:
+    """
+    Let Adam (SB3's default) and AdamW update every parameter in one fused kernel on CPU and CUDA devices, when
+    the user chose no implementation (``fused`` and ``foreach`` unset): the same algorithm, rounded differently.
+    On a CPU, PyTorch would otherwise loop over the tensors one by one (docs/speed.md: the CPU learner rows).
+
+    :param optimizer: the policy's optimizer
+    :param device: the device its parameters are on
+    """
+    if device.type not in ("cpu", "cuda") or not isinstance(optimizer, th.optim.Adam | th.optim.AdamW):
+        return
+    for group in optimizer.param_groups:
+        if group.get("fused") is None and group.get("foreach") is None and not group.get("differentiable"):
+            group["fused"] = True
