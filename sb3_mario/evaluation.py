@@ -90,6 +90,40 @@ def evaluate_mario(
     return result
 
 
+def compare_greedy_actions(
+    reference: BaseAlgorithm | BasePolicy,
+    candidate: BaseAlgorithm | BasePolicy,
+    env: VecEnv,
+    n_episodes: int = 20,
+    first_seed: int = 0,
+) -> tuple[int, tuple[int, int] | None]:
+    """
+    Play the episodes of :func:`evaluate_mario` with ``reference``'s greedy actions and ask ``candidate`` for its
+    own at every step: whether a copy of a model (e.g. its float16 export) would play the same game.
+
+    :param reference: the model whose actions are played
+    :param candidate: the model compared with it
+    :param env: a Mario VecEnv with one env
+    :param n_episodes: number of episodes, episode i seeded with ``first_seed + i``
+    :param first_seed: seed of the first episode
+    :return: the steps compared, and ``(episode, step)`` of the first step where the actions differ (``None``: they
+        never do); the comparison stops there
+    """
+    steps = 0
+    for episode in range(n_episodes):
+        env.seed(first_seed + episode)
+        obs = env.reset()
+        for step in range(10**7):
+            action, _ = reference.predict(obs, deterministic=True)  # type: ignore[arg-type]
+            steps += 1
+            if not np.array_equal(action, candidate.predict(obs, deterministic=True)[0]):  # type: ignore[arg-type]
+                return steps, (episode, step)
+            obs, _, dones, _ = env.step(action)
+            if dones[0]:
+                break
+    return steps, None
+
+
 def make_pipeline_env(
     pipeline: dict[str, Any],
     env_id: str = "SuperMarioBros-1-1-v0",

@@ -1,6 +1,6 @@
 """Record a greedy episode of a trained agent as an animated GIF (or MP4).
 
-    python -m sb3_mario.record models/mario_ddqn.pt --out docs/mario.gif --seed 0
+    python -m sb3_mario.record models/SuperMarioBros-1-1-v0.pt --out docs/mario.gif --seed 0
 
 The picture is the NES screen (256x240) at every agent step (15 frames/s of game time at frame skip 4).
 """

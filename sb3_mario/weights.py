@@ -29,6 +29,7 @@ def export_weights(
     env_id: str | None = None,
     wrapper_kwargs: dict[str, Any] | None = None,
     frame_stack: int = 4,
+    half: bool = False,
 ) -> tuple[Path, Path]:
     """
     Export a DoubleDQN/DQN Q-network as plain tensors (``.pt``, loadable with ``torch.load(weights_only=True)``)
@@ -39,6 +40,8 @@ def export_weights(
     :param env_id: the env the model was trained on, for the record and for evaluation
     :param wrapper_kwargs: the MarioWrapper arguments it was trained with
     :param frame_stack: frames per observation it was trained with
+    :param half: store the weights as float16 (half the file size; loaded back as float32). Check that the greedy
+        actions stay those of the float32 weights on the episodes that matter before shipping such a file
     :return: the paths of the ``.pt`` and ``.json`` files
     """
     policy = model.policy
@@ -67,10 +70,13 @@ def export_weights(
         "wrapper_kwargs": wrapper_kwargs or {},
         "frame_stack": frame_stack,
         "num_timesteps": int(model.num_timesteps),
+        "dtype": "float16" if half else "float32",
     }
     stem = Path(path).with_suffix("")
     pt, js = stem.with_suffix(".pt"), stem.with_suffix(".json")
     state = {k: v.detach().cpu().contiguous() for k, v in policy.q_net.state_dict().items()}  # type: ignore[union-attr]
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     with atomic_write(pt) as f:
         th.save(state, f)
     with atomic_write(js) as f:
@@ -105,6 +111,8 @@ def load_weights(path: str | Path, device: str = "cpu") -> tuple[BasePolicy, dic
             normalize_images=config["normalize_images"],
         )
         state = th.load(pt, map_location="cpu", weights_only=True)
+        # float16 files (export_weights(half=True)) come back as float32, the policy's dtype
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
         policy.q_net.load_state_dict(state)
         policy.q_net_target.load_state_dict(state)
     except (OSError, KeyError, ValueError, RuntimeError, json.JSONDecodeError) as exc:

@@ -1,26 +1,33 @@
-"""Turn exported weights (models/mario_ddqn.pt + .json) into an rl-zoo run folder that `rl_zoo3.enjoy` and
-`DoubleDQN.load` read: models/ddqn/SuperMarioBros-1-1-v0_1/{SuperMarioBros-1-1-v0.zip, SuperMarioBros-1-1-v0/*.yml}.
+"""Ship a trained agent into models/: the weights-only files and an rl-zoo run folder.
 
-    python scripts/ship_model.py models/mario_ddqn.pt <zoo run's SuperMarioBros-1-1-v0/ folder with config.yml>
+    python scripts/ship_model.py <run>/exported/rl_model_<steps>_steps.pt <run>/<env_id>   # the folder with config.yml
 
-The zip holds the Q-network weights (online and target) and a fresh optimizer, nothing of the replay buffer.
+writes models/<env_id>.pt + .json (weights only, for ``python -m sb3_mario.evaluate`` and ``record``) and
+models/ddqn/<env_id>_1/{<env_id>.zip, <env_id>/*.yml} (for ``rl_zoo3.enjoy -f models`` and ``DoubleDQN.load``).
+The ``.pt`` holds float16 weights when their greedy actions on the 20 evaluation episodes of
+``python -m sb3_mario.evaluate`` (seeds 0..19, 0-30 no-op frames) are exactly those of the float32 weights, and
+float32 ones otherwise; the script says which. The zip holds the float32 Q-network (online and target) and a fresh
+optimizer, nothing of the replay buffer.
 """
 
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import torch as th
 
 from sb3_mario import DoubleDQN, MarioCNN, make_mario_env
-from sb3_mario.weights import load_weights
+from sb3_mario.evaluation import compare_greedy_actions, make_pipeline_env
+from sb3_mario.weights import export_weights, load_weights
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
 def main() -> None:
     weights, config_dir = Path(sys.argv[1]), Path(sys.argv[2])
     policy, config = load_weights(weights)
     env_id = config["env_id"]
-    run = weights.parent / "ddqn" / f"{env_id}_1"
     env = make_mario_env(env_id, n_envs=1, frame_stack=config["frame_stack"], wrapper_kwargs=config["wrapper_kwargs"])
     model = DoubleDQN("CnnPolicy", env, buffer_size=1000, gamma=0.9, device="cpu",
                       policy_kwargs=dict(features_extractor_class=MarioCNN))  # fmt: skip
@@ -28,10 +35,23 @@ def main() -> None:
         model.q_net.load_state_dict(policy.q_net.state_dict())
         model.q_net_target.load_state_dict(policy.q_net.state_dict())
     model.num_timesteps = config["num_timesteps"]
+    pipeline = dict(env_id=env_id, wrapper_kwargs=config["wrapper_kwargs"], frame_stack=config["frame_stack"])
+    with tempfile.TemporaryDirectory() as tmp:
+        half, _ = load_weights(export_weights(model, Path(tmp) / "half", half=True, **pipeline)[0])
+        eval_env = make_pipeline_env(config, env_id=env_id)
+        steps, mismatch = compare_greedy_actions(policy, half, eval_env, n_episodes=20)
+        eval_env.close()
+    use_half = mismatch is None
+    where = "" if use_half else f", first difference at (episode, step) {mismatch}"
+    print(f"float16 weights: {'the same' if use_half else 'other'} greedy actions on the 20 evaluation episodes "
+          f"({steps} steps compared{where})")  # fmt: skip
+    shipped = export_weights(model, MODELS / env_id, half=use_half, **pipeline)
+    run = MODELS / "ddqn" / f"{env_id}_1"
     model.save(run / f"{env_id}.zip")
-    shutil.copytree(config_dir, run / env_id, dirs_exist_ok=True)
+    if config_dir.resolve() != (run / env_id).resolve():
+        shutil.copytree(config_dir, run / env_id, dirs_exist_ok=True)
     env.close()
-    print(f"wrote {run}")
+    print(f"wrote {shipped[0]} ({'float16' if use_half else 'float32'}), {shipped[1]} and {run}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The shipped agent: loads without unpickling code, reaches the flag of World 1-1 on the CPU."""
+"""The shipped agents (models/<env id>.pt): each loads without unpickling code, agrees with its json and its rl-zoo
+folder and acts; the World 1-1 agent reaches the flag on the CPU."""
 
 import os
 import subprocess
@@ -9,9 +10,9 @@ import numpy as np
 import pytest
 
 from sb3_mario import DoubleDQN, make_mario_env
-from sb3_mario.evaluation import evaluate_mario
+from sb3_mario.evaluation import compare_greedy_actions, evaluate_mario, make_pipeline_env
 from sb3_mario.record import record
-from sb3_mario.weights import load_weights
+from sb3_mario.weights import export_weights, load_weights
 
 pytestmark = pytest.mark.slow  # real subprocesses or training runs
 
@@ -20,11 +21,77 @@ HANG_LIMIT = 1800
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 ZOO_ZIP = MODELS / "ddqn" / "SuperMarioBros-1-1-v0_1" / "SuperMarioBros-1-1-v0.zip"
+WORLD_1_1 = MODELS / "SuperMarioBros-1-1-v0.pt"
 CLEARING_SEED = 0  # one of the 18 seeds of 0..19 on which the shipped agent clears (README)
+SHIPPED = sorted(MODELS.glob("*.pt"))
+
+
+def test_a_world_1_1_agent_is_shipped():
+    assert WORLD_1_1 in SHIPPED
+
+
+@pytest.mark.parametrize("weights", SHIPPED, ids=lambda p: p.stem)
+def test_each_shipped_model_agrees_with_its_config_and_its_zoo_folder_and_acts(weights):
+    policy, config = load_weights(weights)
+    env_id = config["env_id"]
+    assert weights.stem == env_id, "models/<env id>.pt"
+    env = make_pipeline_env(config, env_id=env_id)
+    # the pipeline the json names builds the observations the network takes (channel-last, as SB3 transposes them)
+    height, width, channels = env.observation_space.shape
+    assert (channels, height, width) == tuple(config["observation_space"]["shape"]) == policy.observation_space.shape
+    assert env.action_space.n == config["n_actions"] == policy.action_space.n
+    obs = env.reset()
+    for _ in range(20):
+        action, _ = policy.predict(obs, deterministic=True)
+        assert action.shape == (1,) and 0 <= int(action[0]) < config["n_actions"]
+        obs, *_ = env.step(action)
+    env.close()
+    # the rl-zoo folder holds the same agent, trained as long, for the same env
+    zoo_zip = MODELS / "ddqn" / f"{env_id}_1" / f"{env_id}.zip"
+    model = DoubleDQN.load(zoo_zip, device="cpu")
+    assert model.num_timesteps == config["num_timesteps"]
+    assert model.observation_space.shape == policy.observation_space.shape
+    assert (MODELS / "ddqn" / f"{env_id}_1" / env_id / "config.yml").is_file()
+    assert weights.stat().st_size < 16 * 1024**2
+
+
+@pytest.mark.parametrize("weights", SHIPPED, ids=lambda p: p.stem)
+def test_a_float16_model_plays_the_greedy_actions_of_its_float32_zip(weights):
+    # scripts/ship_model.py stores float16 weights only when the 20 evaluation episodes play the same; the rl-zoo zip
+    # beside them keeps the float32 network
+    policy, config = load_weights(weights)
+    if config.get("dtype") != "float16":
+        pytest.skip(f"{weights.name} holds float32 weights")
+    reference = DoubleDQN.load(MODELS / "ddqn" / f"{config['env_id']}_1" / f"{config['env_id']}.zip", device="cpu")
+    env = make_pipeline_env(config, env_id=config["env_id"])
+    steps, mismatch = compare_greedy_actions(reference, policy, env, n_episodes=20)
+    env.close()
+    assert mismatch is None and steps > 20
+
+
+def test_float16_weights_are_checked_against_float32_ones(tmp_path):
+    # what scripts/ship_model.py measures before it chooses the file's precision
+    policy, config = load_weights(WORLD_1_1)
+    model = DoubleDQN.load(ZOO_ZIP, device="cpu")
+    half, half_config = load_weights(export_weights(model, tmp_path / "half", half=True, env_id=config["env_id"])[0])
+    assert half_config["dtype"] == "float16"
+    assert (tmp_path / "half.pt").stat().st_size < 0.55 * WORLD_1_1.stat().st_size
+    # a float16 copy is close to the float32 network, not equal
+    weight = next(iter(policy.q_net.state_dict().values()))
+    half_weight = next(iter(half.q_net.state_dict().values()))
+    assert half_weight.dtype == weight.dtype and not np.array_equal(half_weight.numpy(), weight.numpy())
+    assert np.allclose(half_weight.numpy(), weight.numpy(), atol=1e-3)
+    env = make_pipeline_env(config, env_id=config["env_id"])
+    steps, mismatch = compare_greedy_actions(policy, policy, env, n_episodes=1)
+    assert mismatch is None and steps > 100, "a model agrees with itself over a whole episode"
+    steps, mismatch = compare_greedy_actions(policy, half, env, n_episodes=20)
+    env.close()
+    # the shipped file is float16 exactly when its float16 copy plays the 20 episodes as the float32 network does
+    assert (config["dtype"] == "float16") == (mismatch is None)
 
 
 def test_shipped_weights_reach_the_flag():
-    policy, config = load_weights(MODELS / "mario_ddqn.pt")
+    policy, config = load_weights(WORLD_1_1)
     assert config["env_id"] == "SuperMarioBros-1-1-v0" and config["num_timesteps"] == 1_400_304
     env = make_mario_env(config["env_id"], n_envs=1, frame_stack=config["frame_stack"],
                          wrapper_kwargs=config["wrapper_kwargs"])  # fmt: skip
@@ -34,12 +101,12 @@ def test_shipped_weights_reach_the_flag():
 
 
 def test_shipped_zoo_zip_predicts_like_the_weights():
-    policy, _config = load_weights(MODELS / "mario_ddqn.pt")
+    policy, _config = load_weights(WORLD_1_1)
     model = DoubleDQN.load(ZOO_ZIP, device="cpu")
     rng = np.random.default_rng(0)
     obs = rng.integers(0, 256, (16, 4, 84, 84), dtype=np.uint8)
     assert np.array_equal(model.predict(obs, deterministic=True)[0], policy.predict(obs, deterministic=True)[0])
-    assert ZOO_ZIP.stat().st_size < 16 * 1024**2 and (MODELS / "mario_ddqn.pt").stat().st_size < 16 * 1024**2
+    assert ZOO_ZIP.stat().st_size < 16 * 1024**2 and WORLD_1_1.stat().st_size < 16 * 1024**2
 
 
 def test_zoo_enjoy_runs_the_shipped_agent(tmp_path):
@@ -53,5 +120,5 @@ def test_zoo_enjoy_runs_the_shipped_agent(tmp_path):
 
 
 def test_record_writes_a_gif_of_the_clear(tmp_path):
-    result = record(str(MODELS / "mario_ddqn.pt"), str(tmp_path / "mario.gif"), seed=CLEARING_SEED, every=10)
+    result = record(str(WORLD_1_1), str(tmp_path / "mario.gif"), seed=CLEARING_SEED, every=10)
     assert result["flag_get"] and (tmp_path / "mario.gif").read_bytes()[:6] == b"GIF89a"
