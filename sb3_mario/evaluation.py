@@ -39,6 +39,19 @@ class MarioEvalResult:
         """Mean episode return (the wrapper's reward)."""
         return float(np.mean(self.returns)) if self.returns else 0.0
 
+    def stops(self, bucket: int = 16) -> list[tuple[int, int]]:
+        """
+        Where the episodes that did not clear ended: their farthest x positions, grouped in buckets of ``bucket``
+        pixels (16: one block of the level), most frequent first.
+
+        :param bucket: width of a bucket in pixels
+        :return: ``(bucket start x, episodes)`` pairs
+        """
+        starts = [x // bucket * bucket for x, clear in zip(self.max_x_pos, self.clears, strict=True) if not clear]
+        values, counts = np.unique(starts, return_counts=True)
+        order = sorted(zip(values.tolist(), counts.tolist(), strict=True), key=lambda pair: (-pair[1], pair[0]))
+        return [(int(x), int(n)) for x, n in order]
+
     def summary(self) -> str:
         """:return: one line with the clear rate, mean max x_pos and mean return"""
         n = len(self.clears)

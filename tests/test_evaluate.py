@@ -8,6 +8,7 @@ from stable_baselines3.common.envs import FakeImageEnv
 
 from sb3_mario import DoubleDQN, make_mario_env
 from sb3_mario.evaluate import main as evaluate_main
+from sb3_mario.evaluation import MarioEvalResult
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +26,23 @@ def test_evaluate_command_prints_clear_rate_max_x_and_return(saved_model, capsys
     out = capsys.readouterr().out
     assert "episode   0 seed   0" in out and "episode   1 seed   1" in out and "sticky actions 0.0" in out
     assert f"clear_rate={result.clear_rate:.2f}" in out and "mean_max_x_pos=" in out and "mean_return=" in out
+    # an agent this short-trained clears nothing: the last line says where its episodes stopped
+    assert result.clears == [False, False]
+    assert "not cleared: 2 episodes, stopped at " in out
+    for x in {x // 16 * 16 for x in result.max_x_pos}:
+        assert f"x {x}-{x + 15} (" in out
+
+
+def test_stops_group_the_uncleared_episodes_by_block():
+    result = MarioEvalResult(
+        clears=[False, True, False, False, False],
+        max_x_pos=[2040, 3161, 2047, 600, 2031],
+        returns=[0.0] * 5,
+        lengths=[1] * 5,
+    )
+    # 2040 and 2047 share the block 2032-2047; 2031 is in 2016-2031; 600 in 592-607; the clear is left out
+    assert result.stops() == [(2032, 2), (592, 1), (2016, 1)]
+    assert MarioEvalResult(clears=[True], max_x_pos=[3161], returns=[1.0], lengths=[1]).stops() == []
 
 
 @pytest.mark.slow
