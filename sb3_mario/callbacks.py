@@ -28,7 +28,8 @@ class MarioEvalCallback(BaseCallback):
     ``n_eval_workers > 0`` they are played in that many worker processes (:mod:`sb3_mario.eval_workers`) while
     training goes on: the trainer writes the checkpoint's weights (and, for ``best_model.zip``, the model) and
     collects the results later; each evaluation is logged at the step of its checkpoint, and the last ones are
-    waited for when training ends.
+    waited for when training ends. When training ends (not when it is interrupted) the final model is evaluated too,
+    unless it just was, so that it can be ``best_model.zip``.
 
     Without ``eval_env`` it builds one from the training env: same env id, same
     :class:`~sb3_mario.wrappers.MarioWrapper` arguments (``noop_max`` replaced by this callback's) and the
@@ -92,6 +93,7 @@ class MarioEvalCallback(BaseCallback):
         self._workers: EvalWorkers | None = None
         self._checkpoints: str | None = None  # folder of the checkpoints in flight (n_eval_workers > 0)
         self._evaluations = 0
+        self._evaluated_at = -1  # num_timesteps of the last evaluation started
 
     def _init_callback(self) -> None:
         for path in (self.best_model_save_path, self.log_path):
@@ -133,8 +135,13 @@ class MarioEvalCallback(BaseCallback):
         if self._workers is not None:
             for pending, result in self._workers.finished():
                 self._report(pending.num_timesteps, result, pending)
-        if self.n_calls % self.eval_freq != 0:
-            return True
+        if self.n_calls % self.eval_freq == 0:
+            self._evaluate()
+        return True
+
+    def _evaluate(self) -> None:
+        # evaluate the model as it is now: in the workers (a checkpoint goes to them) or here
+        self._evaluated_at = self.num_timesteps
         first_seed = self._evaluations * self.n_eval_episodes
         self._evaluations += 1
         if self._workers is not None:
@@ -144,11 +151,10 @@ class MarioEvalCallback(BaseCallback):
             if self.best_model_save_path is not None:
                 self.model.save(stem)  # a candidate for best_model.zip, as it is now
             self._workers.submit(str(pt), self.num_timesteps, first_seed, self.n_eval_episodes)
-            return True
+            return
         assert self.eval_env is not None
         result = evaluate_mario(self.model, self.eval_env, self.n_eval_episodes, self.deterministic, first_seed)
         self._report(self.num_timesteps, result)
-        return True
 
     def _report(self, num_timesteps: int, result: MarioEvalResult, pending: PendingEvaluation | None = None) -> None:
         # log one evaluation (at its checkpoint's step), write the npz files, keep the best model
@@ -191,6 +197,8 @@ class MarioEvalCallback(BaseCallback):
         self.logger.dump(num_timesteps)
 
     def _on_training_end(self) -> None:
+        if self._evaluated_at != self.num_timesteps:
+            self._evaluate()  # the final model is a candidate too
         if self._workers is not None:
             for pending, result in self._workers.finished(wait=True):
                 self._report(pending.num_timesteps, result, pending)

@@ -36,6 +36,19 @@ def test_callback_logs_clear_rate_max_x_and_return(tiny_model, tmp_path):
 
 
 @pytest.mark.slow
+def test_the_final_model_is_evaluated_when_training_ends(tiny_model, tmp_path):
+    # 92 steps (whole rollouts of train_freq=4), every 60: the checkpoint at 60, then the final model at 92 (a
+    # candidate for best_model.zip)
+    callback = MarioEvalCallback(n_eval_episodes=1, eval_freq=60, best_model_save_path=str(tmp_path))
+    tiny_model.learn(92, callback=callback, reset_num_timesteps=True)
+    assert tiny_model.num_timesteps == 92 and callback.history["timesteps"] == [60, 92]
+    # ... but not twice when the last step was evaluated anyway
+    callback = MarioEvalCallback(n_eval_episodes=1, eval_freq=46)
+    tiny_model.learn(92, callback=callback, reset_num_timesteps=True)
+    assert callback.history["timesteps"] == [46, 92]
+
+
+@pytest.mark.slow
 def test_evaluate_mario_is_seeded(tiny_model):
     env = make_mario_env(ENV_ID, n_envs=1, wrapper_kwargs=dict(noop_max=30))
     try:
