@@ -28,8 +28,8 @@ class MarioEvalCallback(BaseCallback):
     ``n_eval_workers > 0`` they are played in that many worker processes (:mod:`sb3_mario.eval_workers`) while
     training goes on: the trainer writes the checkpoint's weights (and, for ``best_model.zip``, the model) and
     collects the results later; each evaluation is logged at the step of its checkpoint, and the last ones are
-    waited for when training ends. When training ends (not when it is interrupted) the final model is evaluated too,
-    unless it just was, so that it can be ``best_model.zip``.
+    waited for when training ends. When training ends (not when it is interrupted) after at least one evaluation, the
+    final model is evaluated too, unless it just was, so that it can be ``best_model.zip``.
 
     Without ``eval_env`` it builds one from the training env: same env id, same
     :class:`~sb3_mario.wrappers.MarioWrapper` arguments (``noop_max`` replaced by this callback's) and the
@@ -197,8 +197,8 @@ class MarioEvalCallback(BaseCallback):
         self.logger.dump(num_timesteps)
 
     def _on_training_end(self) -> None:
-        if self._evaluated_at != self.num_timesteps:
-            self._evaluate()  # the final model is a candidate too
+        if 0 < self._evaluations and self._evaluated_at != self.num_timesteps:
+            self._evaluate()  # the final model competes with the checkpoints evaluated so far
         if self._workers is not None:
             for pending, result in self._workers.finished(wait=True):
                 self._report(pending.num_timesteps, result, pending)

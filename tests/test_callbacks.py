@@ -46,6 +46,10 @@ def test_the_final_model_is_evaluated_when_training_ends(tiny_model, tmp_path):
     callback = MarioEvalCallback(n_eval_episodes=1, eval_freq=46)
     tiny_model.learn(92, callback=callback, reset_num_timesteps=True)
     assert callback.history["timesteps"] == [46, 92]
+    # ... and not at all in a run shorter than eval_freq: nothing to compete with
+    callback = MarioEvalCallback(n_eval_episodes=1, eval_freq=200)
+    tiny_model.learn(92, callback=callback, reset_num_timesteps=True)
+    assert callback.history["timesteps"] == []
 
 
 @pytest.mark.slow
