@@ -106,37 +106,48 @@ def filled(algorithm, device: str, **kwargs):
     return model
 
 
-def time_train(model, updates: int, repeats: int = 3) -> float:
-    model.train(gradient_steps=20, batch_size=32)  # warm-up (and the CUDA graph capture)
+def time_train(model, updates: int, repeats: int = 3, batch_size: int = 32) -> float:
+    model.train(gradient_steps=20, batch_size=batch_size)  # warm-up (and the CUDA graph capture)
     rates = []
     for _ in range(repeats):
         if th.cuda.is_available():
             th.cuda.synchronize()
         start = time.perf_counter()
-        model.train(gradient_steps=updates, batch_size=32)
+        model.train(gradient_steps=updates, batch_size=batch_size)
         if th.cuda.is_available():
             th.cuda.synchronize()
         rates.append(updates / (time.perf_counter() - start))
     return float(np.median(rates))
 
 
-def bench_learner(device: str, updates: int) -> None:
-    for n_steps in (1, 3):  # 3: the shipped zoo config's n-step returns
-        sb3 = filled(DQN, device, n_steps=n_steps, gamma=0.9)
-        fast = dict(
-            cuda_graph=True,
-            replay_buffer_class=FrameReplayBuffer,
-            replay_buffer_kwargs=dict(storage_device="auto", n_steps=n_steps, gamma=0.9),
-        )
-        ours = filled(DoubleDQN, device, gamma=0.9, policy_kwargs=dict(features_extractor_class=MarioCNN), **fast)
-        sb3_rate, our_rate = time_train(sb3, updates), time_train(ours, updates)
+def bench_learner(device: str, updates: int, batch_sizes: tuple[int, ...] = (32,)) -> None:
+    for batch_size in batch_sizes:
+        for n_steps in (1, 3):  # 3: the shipped zoo config's n-step returns
+            learner_row(device, updates, batch_size, n_steps)
+    _graphed_equals_eager(device)
+
+
+def learner_row(device: str, updates: int, batch_size: int, n_steps: int) -> None:
+    sb3 = filled(DQN, device, n_steps=n_steps, gamma=0.9)
+    fast = dict(
+        cuda_graph=True,
+        replay_buffer_class=FrameReplayBuffer,
+        replay_buffer_kwargs=dict(storage_device="auto", n_steps=n_steps, gamma=0.9),
+    )
+    ours = filled(DoubleDQN, device, gamma=0.9, policy_kwargs=dict(features_extractor_class=MarioCNN), **fast)
+    sb3_rate = time_train(sb3, updates, batch_size=batch_size)
+    our_rate = time_train(ours, updates, batch_size=batch_size)
+    if batch_size == 32:
         LEARNER.append((n_steps, our_rate, sb3_rate))
-        row(
-            f"learner, batch 32, n_steps={n_steps} (updates/s)",
-            f"{our_rate:.0f}",
-            f"{sb3_rate:.0f} (SB3 DQN.train)",
-            f"{our_rate / sb3_rate:.2f}x",
-        )
+    row(
+        f"learner, batch {batch_size}, n_steps={n_steps} (updates/s)",
+        f"{our_rate:.0f}",
+        f"{sb3_rate:.0f} (SB3 DQN.train)",
+        f"{our_rate / sb3_rate:.2f}x",
+    )
+
+
+def _graphed_equals_eager(device: str) -> None:
     # the graphed update equals the eager one on the same batch (same capturable Adam); eager twice = noise floor
     model = filled(DoubleDQN, device, policy_kwargs=dict(features_extractor_class=MarioCNN))
     batch = model.replay_buffer.sample(32)
@@ -303,6 +314,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60, help="wall-clock per end-to-end run")
     parser.add_argument("--repeats", type=int, default=1, help="end-to-end runs of each (median and range)")
     parser.add_argument("--updates", type=int, default=500, help="updates per learner timing")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32], help="learner rows for these batch sizes")
     parser.add_argument("--greedy", action="store_true",
                         help="end to end: act at the final epsilon (0.05: a forward pass for most actions), not at "
                              "the start of the schedule (epsilon ~1: random actions)")  # fmt: skip
@@ -318,7 +330,7 @@ def main() -> None:
     if "env" in args.only:
         bench_env(seconds=5)
     if "learner" in args.only:
-        bench_learner(args.device, args.updates)
+        bench_learner(args.device, args.updates, tuple(args.batch_sizes))
     if "e2e" in args.only:
         for n_envs in args.n_envs:
             bench_e2e(args.device, n_envs, args.seconds, args.modes, args.repeats)
