@@ -208,7 +208,7 @@ def test_bad_zoo_hyperparameters_get_clear_errors(tmp_path, section, message):
 def test_zoo_run_killed_with_sigterm_saves_and_resumes(tmp_path):
     # subprocess envs: the zoo config's async_envs path, with env steps in flight when the signal comes
     total = 400  # the first checkpoint comes at 100 steps: SIGTERM well before the end, a short resume after it
-    tiny = ["-params", "buffer_size:600", "learning_starts:64", "n_envs:2", f"n_timesteps:{total}"]
+    tiny = ["-params", "buffer_size:600", "learning_starts:64", "n_envs:2", "gradient_steps:2", f"n_timesteps:{total}"]
     args = ["-m", "rl_zoo3.train", "--algo", "ddqn", "--env", ENV_ID, "-f", "logs", "--save-freq", "100",
             "--vec-env", "subproc", *tiny]  # fmt: skip
     proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

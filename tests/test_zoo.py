@@ -15,7 +15,7 @@ HANG_LIMIT = 1800
 
 ENV_ID = "SuperMarioBros-1-1-v0"
 # a few hundred steps with a small buffer: enough to go through learning, evaluation and saving
-TINY = ["-params", "buffer_size:600", "learning_starts:64", "n_envs:2"]
+TINY = ["-params", "buffer_size:600", "learning_starts:64", "n_envs:2", "gradient_steps:2"]  # a short run, few updates
 
 
 def run(*args: str, cwd: Path, env: dict | None = None, expect_ok: bool = True) -> str:
