@@ -14,9 +14,26 @@ import os
 import re
 import tarfile
 from pathlib import Path
+from typing import Any
 
 from sb3_mario.loading import load_model
 from sb3_mario.weights import export_weights
+
+
+def export(model: Any, pipeline: dict[str, Any], path: Path, stem: Path, env_id: str) -> tuple[Path, Path]:
+    """
+    :param model: the model loaded from ``path``
+    :param pipeline: what :func:`~sb3_mario.loading.load_model` returned beside it
+    :param path: the zip it came from (its mtime goes to the exported files)
+    :param stem: where to write ``.pt`` + ``.json``
+    :param env_id: the run's env id (``--env``)
+    :return: the files written
+    """
+    pipeline = {key: value for key, value in pipeline.items() if key != "env_id"}  # env_id names it
+    files = export_weights(model, stem, env_id=env_id, **pipeline)
+    for file in files:
+        os.utime(file, (path.stat().st_mtime, path.stat().st_mtime))
+    return files
 
 
 def main() -> None:
@@ -38,20 +55,13 @@ def main() -> None:
         if path.name.startswith("rl_model_") and (exported / path.name).with_suffix(".pt").exists():
             continue
         model, pipeline = load_model(path, algo=args.algo, device="cpu")
-        pipeline.pop("env_id", None)  # args.env names it
-        stem = exported / f"rl_model_{model.num_timesteps}_steps"  # type: ignore[union-attr]
-        if stem.with_suffix(".pt").exists():
-            continue
-        files = export_weights(model, stem, env_id=args.env, **pipeline)  # type: ignore[arg-type]
-        for file in files:
-            os.utime(file, (path.stat().st_mtime, path.stat().st_mtime))
-        new.append(files)
+        stem = exported / f"rl_model_{model.num_timesteps}_steps"
+        if not stem.with_suffix(".pt").exists():
+            new.append(export(model, pipeline, path, stem, args.env))
     best = args.run / "best_model.zip"
     if args.final and best.exists():
         model, pipeline = load_model(best, algo=args.algo, device="cpu")
-        pipeline.pop("env_id", None)
-        files = export_weights(model, exported / "best_model", env_id=args.env, **pipeline)  # type: ignore[arg-type]
-        new.append(files)
+        new.append(export(model, pipeline, best, exported / "best_model", args.env))
     args.out.mkdir(parents=True, exist_ok=True)
     for i in range(0, len(new), args.per_tar):
         steps = (re.findall(r"\d+", new[i][0].name) or ["best"])[0]
