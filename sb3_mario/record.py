@@ -17,7 +17,7 @@ from sb3_mario.loading import ALGORITHMS, load_model
 def record(
     model_path: str,
     out: str,
-    env_id: str = "SuperMarioBros-1-1-v0",
+    env_id: str | None = None,
     seed: int = 0,
     noop_max: int = 30,
     algo: str = "ddqn",
@@ -29,15 +29,17 @@ def record(
 
     :param model_path: an SB3 ``.zip`` or exported weights (``.pt``)
     :param out: the file to write
-    :param env_id: gym-super-mario-bros id
+    :param env_id: gym-super-mario-bros id (default: the model's, else 1-1)
     :param seed: the episode's seed (no-op start)
     :param noop_max: random no-op frames at the start
     :param algo: algorithm of a ``.zip``
     :param every: keep one screen every ``every`` agent steps
     :param max_steps: stop after this many agent steps
-    :return: the episode's ``flag_get``, ``max_x_pos``, ``steps`` and number of frames written
+    :return: the env id, the stage the emulator played (``world-stage``), the episode's ``flag_get``,
+        ``max_x_pos``, ``steps`` and number of frames written
     """
     model, pipeline = load_model(model_path, algo=algo, device="cpu")
+    env_id = env_id or pipeline.get("env_id") or "SuperMarioBros-1-1-v0"
     env = make_pipeline_env(pipeline, env_id, noop_max, env_kwargs=dict(render_mode="rgb_array"))
     env.seed(seed)
     obs = env.reset()
@@ -46,14 +48,16 @@ def record(
         action, _ = model.predict(obs, deterministic=True)  # type: ignore[arg-type]
         obs, _, dones, infos = env.step(action)
         steps += 1
+        info = infos[0]
         if dones[0]:
-            info = infos[0]
             break
         if steps % every == 0:
             frames.append(np.array(env.render()))
     env.close()
     write_animation(frames, Path(out), fps=max(1, 15 // every))
     return {
+        "env_id": env_id,
+        "stage": f"{info.get('world')}-{info.get('stage')}",
         "flag_get": bool(info.get("flag_get")),
         "max_x_pos": info.get("max_x_pos"),
         "steps": steps,
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m sb3_mario.record", description=__doc__.split("\n")[0])
     parser.add_argument("model", help="SB3 .zip or exported weights .pt")
     parser.add_argument("--out", default="mario.gif", help=".gif or .mp4")
-    parser.add_argument("--env", default="SuperMarioBros-1-1-v0")
+    parser.add_argument("--env", default=None, help="gym-super-mario-bros env id (default: the model's, else 1-1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--noop-max", type=int, default=30)
     parser.add_argument("--algo", default="ddqn", choices=sorted(ALGORITHMS))

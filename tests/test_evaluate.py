@@ -127,3 +127,18 @@ def test_evaluate_command_plays_with_sticky_actions_when_asked(saved_model, caps
     out = capsys.readouterr().out
     assert "SuperMarioBros-1-1-v0: 1 episodes, seeds 0..0, 0-30 no-op frames, sticky actions 0.25, greedy" in out
     assert len(sticky.clears) == 1
+
+
+@pytest.mark.slow
+def test_record_plays_the_stage_the_model_was_trained_on(saved_model, tmp_path):
+    from sb3_mario.record import record
+    from sb3_mario.weights import export_weights
+
+    pt, _ = export_weights(
+        DoubleDQN.load(saved_model, device="cpu"), tmp_path / "mario", env_id="SuperMarioBros-1-2-v0"
+    )
+    result = record(str(pt), str(tmp_path / "mario.gif"), every=50, max_steps=60)
+    assert result["env_id"] == "SuperMarioBros-1-2-v0" and result["stage"] == "1-2"  # the stage the NES played
+    assert (tmp_path / "mario.gif").read_bytes()[:6] == b"GIF89a"
+    other = record(str(pt), str(tmp_path / "other.gif"), env_id="SuperMarioBros-1-1-v0", max_steps=5)
+    assert other["env_id"] == "SuperMarioBros-1-1-v0" and other["stage"] == "1-1"

@@ -119,6 +119,23 @@ def test_zoo_enjoy_runs_the_shipped_agent(tmp_path):
     assert "SuperMarioBros-1-1-v0.zip" in proc.stdout
 
 
+@pytest.mark.parametrize("weights", SHIPPED, ids=lambda p: p.stem)
+def test_evaluate_and_record_commands_play_each_shipped_model_on_its_stage(weights, tmp_path):
+    _policy, config = load_weights(weights)
+    stage = "-".join(config["env_id"].split("-")[1:3])
+    common = dict(
+        cwd=tmp_path, capture_output=True, text=True, timeout=HANG_LIMIT, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    proc = subprocess.run([sys.executable, "-m", "sb3_mario.evaluate", str(weights), "-n", "1"], **common)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith(f"{config['env_id']}: 1 episodes") and "clear_rate=" in proc.stdout
+    proc = subprocess.run(
+        [sys.executable, "-m", "sb3_mario.record", str(weights), "--out", "mario.gif", "--every", "50"], **common
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"'stage': '{stage}'" in proc.stdout and (tmp_path / "mario.gif").read_bytes()[:6] == b"GIF89a"
+
+
 def test_record_writes_a_gif_of_the_clear(tmp_path):
     result = record(str(WORLD_1_1), str(tmp_path / "mario.gif"), seed=CLEARING_SEED, every=10)
     assert result["flag_get"] and (tmp_path / "mario.gif").read_bytes()[:6] == b"GIF89a"
