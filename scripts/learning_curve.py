@@ -102,10 +102,16 @@ def main() -> None:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows(table)
-    plot(curves, args.out, args.episodes)
+    plot(curves, args.out, args.episodes, args.env)
 
 
-def plot(curves: dict, out: str, episodes: int) -> None:
+def plot(curves: dict, out: str, episodes: int, env_id: str = "SuperMarioBros-1-1-v0") -> None:
+    """
+    :param curves: per run label, its evaluated checkpoints and its training episodes
+    :param out: the png to write
+    :param episodes: evaluation episodes per checkpoint
+    :param env_id: the stage the runs trained on (for the axis label)
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,7 +129,7 @@ def plot(curves: dict, out: str, episodes: int) -> None:
                                   label=f"{label}: training episodes (last {window})")  # fmt: skip
             axes[1, col].plot([p[x] for p in points], [p["mean_return"] for p in points], "o-", color=line.get_color(),
                               label=label)  # fmt: skip
-    axes[0, 0].set_ylabel("World 1-1 clear rate")
+    axes[0, 0].set_ylabel(f"World {'-'.join(env_id.split('-')[1:3])} clear rate")
     axes[1, 0].set_ylabel("evaluation return (classic reward x 0.1)")
     axes[1, 0].set_xlabel("env steps (agent steps, frame skip 4)")
     axes[1, 1].set_xlabel("training wall-clock (minutes)")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from sb3_mario import DoubleDQN
+
 #: only stops a process that hangs: a loaded machine is slower, not stuck
 HANG_LIMIT = 1800
 
@@ -271,3 +273,39 @@ def test_checkpoints_export_to_weights_and_draw_a_learning_curve(ddqn_run, tmp_p
     png.unlink()
     run(script, str(curve_run), "--replot", "--csv", str(csv_path), "--out", str(png), cwd=tmp_path)
     assert png.is_file() and list(csv.DictReader(csv_path.open())) == rows
+
+
+@pytest.mark.slow
+def test_stage_results_row_is_the_evaluation_of_the_runs_pick(ddqn_run, tmp_path):
+    run_dir = ddqn_run / "logs" / "ddqn" / f"{ENV_ID}_1"
+    script = str(Path(__file__).resolve().parent.parent / "scripts" / "stage_results.py")
+    results = tmp_path / "results.csv"
+    add = [script, "--csv", str(results), "add", str(run_dir / "best_model.zip"), "--run", str(run_dir), "--episodes",
+           "2", "--seed", "0", "--card", "2-core CPU", "--date", "2026-12-02", "--command", "tiny run"]  # fmt: skip
+    run(*add, cwd=tmp_path)
+    run(*add, cwd=tmp_path)  # the same stage and seed again: its row is replaced, not added
+    rows = list(csv.DictReader(results.open()))
+    picked = DoubleDQN.load(run_dir / "best_model.zip", device="cpu")
+    assert len(rows) == 1 and rows[0]["stage"] == "1-1" and int(rows[0]["steps"]) == picked.num_timesteps
+    # the row holds what `python -m sb3_mario.evaluate` prints for the same model and seeds
+    out = run("-m", "sb3_mario.evaluate", str(run_dir / "best_model.zip"), "-n", "2", cwd=tmp_path)
+    summary = re.search(r"clear_rate=\S+ \((\d+)/2\) mean_max_x_pos=([\d.]+) mean_return=([-\d.]+)", out)
+    assert summary is not None, out
+    assert rows[0]["clears"] == summary[1] and round(float(summary[2])) == int(rows[0]["mean_max_x"])
+    assert abs(float(rows[0]["mean_return"]) - float(summary[3])) < 0.06
+    sticky = run("-m", "sb3_mario.evaluate", str(run_dir / "best_model.zip"), "-n", "2", "--sticky-actions", "0.25",
+                 cwd=tmp_path)  # fmt: skip
+    assert f"({rows[0]['sticky_clears']}/2)" in sticky
+    # minutes: from the run's first monitor line to the model file
+    assert 0 < float(rows[0]["minutes"]) < 60
+    markdown, png = tmp_path / "results.md", tmp_path / "results.png"
+    markdown.write_text("# Results\n\nno markers\n")
+    out = run(script, "--csv", str(results), "render", "--markdown", str(markdown), "--png", str(png), cwd=tmp_path,
+              expect_ok=False)  # fmt: skip
+    assert "has no <!-- stage table" in out and markdown.read_text() == "# Results\n\nno markers\n"
+    begin, end = "<!-- stage table (scripts/stage_results.py render) -->", "<!-- end of stage table -->"
+    markdown.write_text(f"# Results\n\n{begin}\nold\n{end}\n\nafter\n")
+    run(script, "--csv", str(results), "render", "--markdown", str(markdown), "--png", str(png), cwd=tmp_path)
+    text = markdown.read_text()
+    assert "old" not in text and text.endswith(f"{end}\n\nafter\n") and "| 1-1 | " in text and "`tiny run`" in text
+    assert png.read_bytes()[:4] == b"\x89PNG"
