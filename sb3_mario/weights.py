@@ -1,6 +1,7 @@
 """Weights-only export: a Q-network as plain tensors and a json config, loaded without unpickling any code."""
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ def export_weights(
     env_id: str | None = None,
     wrapper_kwargs: dict[str, Any] | None = None,
     frame_stack: int = 4,
-    half: bool = False,
+    half: bool | Collection[str] = False,
 ) -> tuple[Path, Path]:
     """
     Export a DoubleDQN/DQN Q-network as plain tensors (``.pt``, loadable with ``torch.load(weights_only=True)``)
@@ -40,8 +41,10 @@ def export_weights(
     :param env_id: the env the model was trained on, for the record and for evaluation
     :param wrapper_kwargs: the MarioWrapper arguments it was trained with
     :param frame_stack: frames per observation it was trained with
-    :param half: store the weights as float16 (half the file size; loaded back as float32). Check that the greedy
-        actions stay those of the float32 weights on the episodes that matter before shipping such a file
+    :param half: store the weights as float16 (half the file size; loaded back as float32): ``True`` for every
+        tensor, or the names of the tensors to store so (e.g. :func:`largest_tensors`), the rest as float32. Check
+        that the greedy actions stay those of the float32 weights on the episodes that matter before shipping such
+        a file
     :return: the paths of the ``.pt`` and ``.json`` files
     """
     policy = model.policy
@@ -70,18 +73,39 @@ def export_weights(
         "wrapper_kwargs": wrapper_kwargs or {},
         "frame_stack": frame_stack,
         "num_timesteps": int(model.num_timesteps),
-        "dtype": "float16" if half else "float32",
     }
     stem = Path(path).with_suffix("")
     pt, js = stem.with_suffix(".pt"), stem.with_suffix(".json")
     state = {k: v.detach().cpu().contiguous() for k, v in policy.q_net.state_dict().items()}  # type: ignore[union-attr]
-    if half:
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    halved = [k for k, v in state.items() if v.is_floating_point() and (half is True or (half and k in half))]
+    unknown = sorted(set(half) - set(state)) if isinstance(half, Collection) else []
+    if unknown:
+        raise ValueError(f"half names tensors the Q-network does not have: {unknown}; it has {sorted(state)}.")
+    state = {k: v.half() if k in halved else v for k, v in state.items()}
+    config["dtype"] = "float32" if not halved else "float16" if len(halved) == len(state) else "mixed"
+    config["float16_tensors"] = halved
     with atomic_write(pt) as f:
         th.save(state, f)
     with atomic_write(js) as f:
         f.write(json.dumps(config, indent=2).encode())
     return pt, js
+
+
+def largest_tensors(policy: BasePolicy, share: float = 0.9) -> list[str]:
+    """
+    :param policy: a DQN policy
+    :param share: the share of all weights that the returned tensors hold at least
+    :return: the names of the fewest, largest tensors of its Q-network that hold ``share`` of its weights (for a
+        CNN: the first linear layer): the ones worth storing as float16
+    """
+    sizes = sorted(((v.numel(), k) for k, v in policy.q_net.state_dict().items()), reverse=True)  # type: ignore[union-attr]
+    total, names, held = sum(n for n, _ in sizes), [], 0
+    for n, name in sizes:
+        if held >= share * total:
+            break
+        names.append(name)
+        held += n
+    return names
 
 
 def load_weights(path: str | Path, device: str = "cpu") -> tuple[BasePolicy, dict[str, Any]]:
@@ -111,7 +135,7 @@ def load_weights(path: str | Path, device: str = "cpu") -> tuple[BasePolicy, dic
             normalize_images=config["normalize_images"],
         )
         state = th.load(pt, map_location="cpu", weights_only=True)
-        # float16 files (export_weights(half=True)) come back as float32, the policy's dtype
+        # float16 tensors (export_weights(half=...)) come back as float32, the policy's dtype
         state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
         policy.q_net.load_state_dict(state)
         policy.q_net_target.load_state_dict(state)

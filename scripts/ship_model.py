@@ -5,11 +5,13 @@
 writes models/<env_id>.pt + .json (weights only, for ``python -m sb3_mario.evaluate`` and ``record``) and
 models/ddqn/<env_id>_1/{<env_id>.zip, <env_id>/*.yml} (for ``rl_zoo3.enjoy -f models`` and ``DoubleDQN.load``).
 The ``.pt`` holds float16 weights when their greedy actions on the 20 evaluation episodes of
-``python -m sb3_mario.evaluate`` (seeds 0..19, 0-30 no-op frames) are exactly those of the float32 weights, and
-float32 ones otherwise; the script says which. The zip holds the float32 Q-network (online and target) and a fresh
+``python -m sb3_mario.evaluate`` (seeds 0..19, 0-30 no-op frames) are exactly those of the float32 weights, else
+float16 for the largest tensors only (the first linear layer) when those play the same, else float32; the script
+says which. The zip holds the float32 Q-network (online and target) and a fresh
 optimizer, nothing of the replay buffer.
 """
 
+import json
 import shutil
 import sys
 import tempfile
@@ -19,7 +21,7 @@ import torch as th
 
 from sb3_mario import DoubleDQN, MarioCNN, make_mario_env
 from sb3_mario.evaluation import compare_greedy_actions, make_pipeline_env
-from sb3_mario.weights import export_weights, load_weights
+from sb3_mario.weights import export_weights, largest_tensors, load_weights
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
@@ -36,22 +38,29 @@ def main() -> None:
         model.q_net_target.load_state_dict(policy.q_net.state_dict())
     model.num_timesteps = config["num_timesteps"]
     pipeline = dict(env_id=env_id, wrapper_kwargs=config["wrapper_kwargs"], frame_stack=config["frame_stack"])
+    # the smallest file whose greedy actions are those of the float32 weights: every tensor as float16, else the
+    # largest ones only (the first linear layer holds ~95% of a CNN's weights), else float32
+    eval_env = make_pipeline_env(config, env_id=env_id)
+    half: bool | list[str] = False
     with tempfile.TemporaryDirectory() as tmp:
-        half, _ = load_weights(export_weights(model, Path(tmp) / "half", half=True, **pipeline)[0])
-        eval_env = make_pipeline_env(config, env_id=env_id)
-        steps, mismatch = compare_greedy_actions(policy, half, eval_env, n_episodes=20)
-        eval_env.close()
-    use_half = mismatch is None
-    where = "" if use_half else f", first difference at (episode, step) {mismatch}"
-    print(f"float16 weights: {'the same' if use_half else 'other'} greedy actions on the 20 evaluation episodes "
-          f"({steps} steps compared{where})")  # fmt: skip
-    shipped = export_weights(model, MODELS / env_id, half=use_half, **pipeline)
+        for candidate, name in ((True, "every tensor"), (largest_tensors(policy), "the largest tensors")):
+            halved, _ = load_weights(export_weights(model, Path(tmp) / "half", half=candidate, **pipeline)[0])
+            steps, mismatch = compare_greedy_actions(policy, halved, eval_env, n_episodes=20)
+            where = "" if mismatch is None else f", first difference at (episode, step) {mismatch}"
+            print(f"float16 for {name}: {'the same' if mismatch is None else 'other'} greedy actions on the 20 "
+                  f"evaluation episodes ({steps} steps compared{where})")  # fmt: skip
+            if mismatch is None:
+                half = candidate
+                break
+    eval_env.close()
+    shipped = export_weights(model, MODELS / env_id, half=half, **pipeline)
     run = MODELS / "ddqn" / f"{env_id}_1"
     model.save(run / f"{env_id}.zip")
     if config_dir.resolve() != (run / env_id).resolve():
         shutil.copytree(config_dir, run / env_id, dirs_exist_ok=True)
     env.close()
-    print(f"wrote {shipped[0]} ({'float16' if use_half else 'float32'}), {shipped[1]} and {run}")
+    dtype = json.loads(shipped[1].read_text())["dtype"]
+    print(f"wrote {shipped[0]} ({dtype}, {shipped[0].stat().st_size / 2**20:.1f} MiB), {shipped[1]} and {run}")
 
 
 if __name__ == "__main__":

@@ -142,3 +142,42 @@ def test_record_plays_the_stage_the_model_was_trained_on(saved_model, tmp_path):
     assert (tmp_path / "mario.gif").read_bytes()[:6] == b"GIF89a"
     other = record(str(pt), str(tmp_path / "other.gif"), env_id="SuperMarioBros-1-1-v0", max_steps=5)
     assert other["env_id"] == "SuperMarioBros-1-1-v0" and other["stage"] == "1-1"
+
+
+@pytest.mark.slow
+def test_float16_for_the_largest_tensors_only(tmp_path):
+    import torch as th
+
+    from sb3_mario import MarioCNN
+    from sb3_mario.weights import export_weights, largest_tensors, load_weights
+
+    env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=1)
+    model = DoubleDQN(
+        "CnnPolicy", env, buffer_size=100, device="cpu", policy_kwargs={"features_extractor_class": MarioCNN}
+    )
+    env.close()
+    # MarioCNN on 4x84x84, 5 actions: the linear layer holds 3136 * 512 = 1,605,632 of the 1,686,693 weights (95.2%)
+    sizes = {k: v.numel() for k, v in model.q_net.state_dict().items()}
+    assert sizes["features_extractor.linear.0.weight"] == 1_605_632 and sum(sizes.values()) == 1_686_693
+    assert largest_tensors(model.policy) == ["features_extractor.linear.0.weight"]
+    assert largest_tensors(model.policy, share=0.96) == [
+        "features_extractor.linear.0.weight",
+        "features_extractor.cnn.4.weight",
+    ]
+    pt, _js = export_weights(model, tmp_path / "mixed", half=largest_tensors(model.policy))
+    stored = th.load(pt, weights_only=True)
+    assert stored["features_extractor.linear.0.weight"].dtype == th.float16
+    assert {v.dtype for k, v in stored.items() if k != "features_extractor.linear.0.weight"} == {th.float32}
+    policy, config = load_weights(pt)
+    assert config["dtype"] == "mixed" and config["float16_tensors"] == ["features_extractor.linear.0.weight"]
+    loaded = policy.q_net.state_dict()
+    original = model.q_net.state_dict()
+    assert th.equal(loaded["q_net.0.weight"], original["q_net.0.weight"])  # float32 tensors: unchanged
+    linear = "features_extractor.linear.0.weight"
+    assert loaded[linear].dtype == th.float32 and th.equal(loaded[linear], original[linear].half().float())
+    full, _ = export_weights(model, tmp_path / "full", half=True)
+    plain, _ = export_weights(model, tmp_path / "plain")
+    assert full.stat().st_size < pt.stat().st_size < 0.55 * plain.stat().st_size
+    assert [load_weights(p)[1]["dtype"] for p in (full, plain)] == ["float16", "float32"]
+    with pytest.raises(ValueError, match="does not have: \\['q_net.9.weight'\\]"):
+        export_weights(model, tmp_path / "bad", half=["q_net.9.weight"])
