@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch as th
 
-from sb3_mario.evaluation import evaluate_mario, make_pipeline_env
+from sb3_mario.evaluation import evaluate_pipeline
 from sb3_mario.weights import load_weights
 
 
@@ -34,11 +34,7 @@ def evaluate(job: tuple[list[str], int, float | None]) -> str:
         for key in policy.state_dict()
     }
     policy.load_state_dict(state)
-    env = make_pipeline_env(config, config["env_id"], noop_max=30, sticky_actions=sticky)
-    try:
-        result = evaluate_mario(policy, env, n_episodes=episodes)
-    finally:
-        env.close()
+    result = evaluate_pipeline(policy, config, config["env_id"], n_episodes=episodes, sticky_actions=sticky)
     name = " + ".join(Path(path).stem for path in paths) if len(paths) > 1 else Path(paths[0]).stem
     return f"{'mean of ' if len(paths) > 1 else ''}{name}: {result.summary()}"
 

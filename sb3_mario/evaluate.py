@@ -12,7 +12,7 @@ return, and where the episodes that did not clear stopped (16-pixel buckets, the
 import argparse
 from pathlib import Path
 
-from sb3_mario.evaluation import MarioEvalResult, evaluate_mario, make_pipeline_env
+from sb3_mario.evaluation import MarioEvalResult, evaluate_mario, make_pipeline_env, pipeline_env_id
 from sb3_mario.loading import ALGORITHMS, load_model, run_model
 
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> MarioEvalResult:
     model, pipeline = load_model(args.model, algo=args.algo, device=args.device)
     if Path(args.model).is_dir():
         print(f"{run_model(Path(args.model))}")
-    env_id = args.env or pipeline.get("env_id") or "SuperMarioBros-1-1-v0"
+    env_id = pipeline_env_id(pipeline, args.env)
     env = make_pipeline_env(pipeline, env_id, args.noop_max, args.frame_stack, actions=args.actions,
                             frame_skip=args.frame_skip, sticky_actions=args.sticky_actions)  # fmt: skip
     actions = "stochastic" if args.stochastic else "greedy"

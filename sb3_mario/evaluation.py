@@ -137,6 +137,41 @@ def compare_greedy_actions(
     return steps, None
 
 
+def pipeline_env_id(pipeline: dict[str, Any], env_id: str | None = None) -> str:
+    """
+    :param pipeline: what :func:`~sb3_mario.loading.load_model` returns beside the model
+    :param env_id: an env id asked for (``None``: none)
+    :return: ``env_id`` if given, else the one the model was trained on, else World 1-1's
+    """
+    return env_id or pipeline.get("env_id") or "SuperMarioBros-1-1-v0"
+
+
+def evaluate_pipeline(
+    model: BaseAlgorithm | BasePolicy,
+    pipeline: dict[str, Any],
+    env_id: str,
+    n_episodes: int = 20,
+    noop_max: int = 30,
+    sticky_actions: float | None = None,
+) -> MarioEvalResult:
+    """
+    Play as ``python -m sb3_mario.evaluate`` plays: :func:`evaluate_mario` on an env built like the model's.
+
+    :param model: what :func:`~sb3_mario.loading.load_model` loaded
+    :param pipeline: what it returned beside the model
+    :param env_id: the stage to play
+    :param n_episodes: number of episodes, episode i seeded with i
+    :param noop_max: random no-op frames at the start of each episode
+    :param sticky_actions: sticky-action probability (``None``: as trained)
+    :return: per-episode clears, farthest x positions, returns and lengths
+    """
+    env = make_pipeline_env(pipeline, env_id, noop_max, sticky_actions=sticky_actions)
+    try:
+        return evaluate_mario(model, env, n_episodes=n_episodes)
+    finally:
+        env.close()
+
+
 def make_pipeline_env(
     pipeline: dict[str, Any],
     env_id: str = "SuperMarioBros-1-1-v0",

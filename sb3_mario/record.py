@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sb3_mario.evaluation import make_pipeline_env
+from sb3_mario.evaluation import make_pipeline_env, pipeline_env_id
 from sb3_mario.loading import ALGORITHMS, load_model
 
 
@@ -39,7 +39,7 @@ def record(
         ``max_x_pos``, ``steps`` and number of frames written
     """
     model, pipeline = load_model(model_path, algo=algo, device="cpu")
-    env_id = env_id or pipeline.get("env_id") or "SuperMarioBros-1-1-v0"
+    env_id = pipeline_env_id(pipeline, env_id)
     env = make_pipeline_env(pipeline, env_id, noop_max, env_kwargs=dict(render_mode="rgb_array"))
     env.seed(seed)
     obs = env.reset()

@@ -77,10 +77,11 @@ def export_weights(
     stem = Path(path).with_suffix("")
     pt, js = stem.with_suffix(".pt"), stem.with_suffix(".json")
     state = {k: v.detach().cpu().contiguous() for k, v in policy.q_net.state_dict().items()}  # type: ignore[union-attr]
-    halved = [k for k, v in state.items() if v.is_floating_point() and (half is True or (half and k in half))]
-    unknown = sorted(set(half) - set(state)) if isinstance(half, Collection) else []
+    named = set(state) if half is True else set(half or ())
+    unknown = sorted(named - set(state))
     if unknown:
         raise ValueError(f"half names tensors the Q-network does not have: {unknown}; it has {sorted(state)}.")
+    halved = [k for k, v in state.items() if k in named and v.is_floating_point()]
     state = {k: v.half() if k in halved else v for k, v in state.items()}
     config["dtype"] = "float32" if not halved else "float16" if len(halved) == len(state) else "mixed"
     config["float16_tensors"] = halved

@@ -27,13 +27,11 @@ def evaluate_checkpoint(job: tuple[str, str, int, str, float | None]) -> dict:
     import torch as th
 
     th.set_num_threads(1)
-    from sb3_mario.evaluation import evaluate_mario, make_pipeline_env
+    from sb3_mario.evaluation import evaluate_pipeline
     from sb3_mario.loading import load_model
 
     model, pipeline = load_model(path, algo=algo, device="cpu")
-    env = make_pipeline_env(pipeline, env_id, noop_max=30, sticky_actions=sticky_actions)
-    result = evaluate_mario(model, env, n_episodes=episodes)
-    env.close()
+    result = evaluate_pipeline(model, pipeline, env_id, n_episodes=episodes, sticky_actions=sticky_actions)
     return {"clear_rate": result.clear_rate, "mean_max_x_pos": result.mean_max_x_pos, "mean_return": result.mean_return}
 
 

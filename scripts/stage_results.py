@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sb3_mario.evaluation import MarioEvalResult, evaluate_mario, make_pipeline_env
+from sb3_mario.evaluation import evaluate_pipeline
 from sb3_mario.loading import load_model
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -27,22 +27,6 @@ COLUMNS = ["stage", "env_id", "episodes", "clears", "sticky_clears", "sticky_mea
            "mean_return", "misses_stop_at", "steps", "minutes", "card", "seed", "command", "date"]  # fmt: skip
 BEGIN, END = "<!-- stage table (scripts/stage_results.py render) -->", "<!-- end of stage table -->"
 STICKY = 0.25
-
-
-def evaluate(model: Any, pipeline: dict[str, Any], env_id: str, episodes: int, sticky: float | None) -> MarioEvalResult:
-    """
-    :param model: what :func:`~sb3_mario.loading.load_model` loaded
-    :param pipeline: the pipeline it returned beside it
-    :param env_id: the stage to play
-    :param episodes: episodes, seeded 0..episodes-1
-    :param sticky: sticky-action probability (``None``: as trained)
-    :return: the result, as ``python -m sb3_mario.evaluate`` computes it
-    """
-    env = make_pipeline_env(pipeline, env_id, noop_max=30, sticky_actions=sticky)
-    try:
-        return evaluate_mario(model, env, n_episodes=episodes)
-    finally:
-        env.close()
 
 
 def run_start(run: Path) -> float:
@@ -70,8 +54,8 @@ def add(args: argparse.Namespace) -> dict[str, Any]:
     minutes = args.minutes if args.minutes is not None else (args.model.stat().st_mtime - run_start(args.run)) / 60
     # an SB3 model counts its steps; exported weights carry the count in their json
     steps = model.num_timesteps if hasattr(model, "num_timesteps") else pipeline["num_timesteps"]
-    plain = evaluate(model, pipeline, env_id, args.episodes, sticky=None)
-    sticky = evaluate(model, pipeline, env_id, args.episodes, sticky=STICKY)
+    plain = evaluate_pipeline(model, pipeline, env_id, n_episodes=args.episodes)
+    sticky = evaluate_pipeline(model, pipeline, env_id, n_episodes=args.episodes, sticky_actions=STICKY)
     cleared_x = [x for x, clear in zip(plain.max_x_pos, plain.clears, strict=True) if clear]
     row = {
         "stage": "-".join(env_id.split("-")[1:3]),
