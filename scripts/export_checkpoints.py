@@ -5,7 +5,7 @@
 Each ``rl_model_<steps>_steps.zip`` (and the final ``<env>.zip``, as ``rl_model_<num_timesteps>_steps``) not
 exported yet becomes ``.pt`` + ``.json`` (:func:`sb3_mario.weights.export_weights`, mtime of the zip kept so
 that ``scripts/learning_curve.py`` knows when it was saved), ``--per-tar`` of them to a tar in ``--out``, with
-the run's monitor files and config. With ``--final``, also the run's own pick, ``best_model.zip`` (as
+the run's monitor files, config and arguments. With ``--final``, also the run's own pick, ``best_model.zip`` (as
 ``best_model.pt`` + ``.json``), and its evaluation log ``evaluations.npz``.
 """
 
@@ -69,7 +69,12 @@ def main() -> None:
             for files in new[i : i + args.per_tar]:
                 for file in files:
                     tar.add(file, arcname=file.name)
-            for extra in [*args.run.glob("*.monitor.csv"), *args.run.glob("*/config.yml"), *args.run.glob("*.npz")]:
+            for extra in [
+                *args.run.glob("*.monitor.csv"),
+                *args.run.glob("*/config.yml"),
+                *args.run.glob("*/args.yml"),
+                *args.run.glob("*.npz"),
+            ]:
                 tar.add(extra, arcname=str(extra.relative_to(args.run)))
     print(f"exported {[f[0].name for f in new]} to {args.out}")
 

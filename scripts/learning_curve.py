@@ -53,6 +53,22 @@ def monitor_episodes(run: Path) -> tuple[float, list[dict]]:
     ]
 
 
+def run_labels(runs: list[Path]) -> dict[Path, str]:
+    """:return: each run's legend label: the algorithm, and the seed (rl-zoo's ``args.yml``) where algorithms repeat"""
+    names = {run: ALGO_NAMES.get(run.parent.name, run.parent.name) for run in runs}
+    labels = {}
+    for run, name in names.items():
+        if list(names.values()).count(name) == 1:
+            labels[run] = name
+            continue
+        seed = None
+        for args_file in run.glob("*/args.yml"):
+            # rl-zoo writes the arguments as a list of [name, value] pairs
+            seed = re.search(r"- seed\n\s*- (\d+)", args_file.read_text())
+        labels[run] = f"{name}, seed {seed.group(1)}" if seed else f"{name}, {run.name}"
+    return labels
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="rl-zoo run folders (logs/<algo>/<env>_<n>)")
@@ -67,6 +83,7 @@ def main() -> None:
     args = parser.parse_args()
 
     table, curves = [], {}
+    labels = run_labels(args.runs)
     done: dict[str, list[dict]] = {}
     if args.replot:
         with open(args.csv) as f:
@@ -78,7 +95,7 @@ def main() -> None:
         start, episodes = monitor_episodes(run)
         if args.replot:
             table += done[str(run)]
-            curves[ALGO_NAMES.get(algo, algo)] = (done[str(run)], episodes)
+            curves[labels[run]] = (done[str(run)], episodes)
             continue
         # SB3 zips, or their weights-only exports (scripts/export_checkpoints.py keeps the zip's mtime)
         found = {p.stem: p for p in run.glob("rl_model_*_steps.pt")} | {
@@ -95,7 +112,7 @@ def main() -> None:
             points.append(point)
             table.append(point)
             print(point, flush=True)
-        curves[ALGO_NAMES.get(algo, algo)] = (points, episodes)
+        curves[labels[run]] = (points, episodes)
     with open(args.csv, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()

@@ -1,8 +1,10 @@
 """rl-zoo entry points, run for real in subprocesses: `python -m rl_zoo3.train --algo ddqn ...` and friends."""
 
 import csv
+import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -258,7 +260,7 @@ def test_checkpoints_export_to_weights_and_draw_a_learning_curve(ddqn_run, tmp_p
         names = tar.getnames()
         tar.extractall(curve_run, filter="data")
     for name in ("rl_model_200_steps.pt", "rl_model_200_steps.json", "rl_model_400_steps.pt", "0.monitor.csv",
-                 f"{ENV_ID}/config.yml"):  # fmt: skip
+                 f"{ENV_ID}/config.yml", f"{ENV_ID}/args.yml"):  # fmt: skip
         assert name in names, name
     zip_mtime = (run_dir / "rl_model_200_steps.zip").stat().st_mtime
     assert abs((curve_run / "rl_model_200_steps.pt").stat().st_mtime - zip_mtime) < 1
@@ -273,6 +275,22 @@ def test_checkpoints_export_to_weights_and_draw_a_learning_curve(ddqn_run, tmp_p
     png.unlink()
     run(script, str(curve_run), "--replot", "--csv", str(csv_path), "--out", str(png), cwd=tmp_path)
     assert png.is_file() and list(csv.DictReader(csv_path.open())) == rows
+    # two runs of one algorithm: the legend tells them apart by the seed in rl-zoo's args.yml
+    spec = importlib.util.spec_from_file_location("learning_curve", script)
+    assert spec is not None and spec.loader is not None
+    learning_curve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(learning_curve)
+    other = curve_run.parent / f"{ENV_ID}_2"
+    shutil.copytree(curve_run, other)
+    args = (curve_run / ENV_ID / "args.yml").read_text()
+    seed = re.search(r"- seed\n\s*- (\d+)\n", args)
+    assert seed is not None, args
+    (other / ENV_ID / "args.yml").write_text(args[: seed.start(1)] + "7" + args[seed.end(1) :])
+    assert learning_curve.run_labels([curve_run]) == {curve_run: "DoubleDQN (sb3-mario)"}
+    assert learning_curve.run_labels([curve_run, other]) == {
+        curve_run: f"DoubleDQN (sb3-mario), seed {seed[1]}",
+        other: "DoubleDQN (sb3-mario), seed 7",
+    }
 
 
 @pytest.mark.slow
