@@ -81,11 +81,20 @@ def zoo_pipeline(model_path: Path) -> dict[str, Any]:
                 pipeline["wrapper_kwargs"] = dict(entry["sb3_mario.wrappers.MarioWrapper"] or {})
         if saved.get("frame_stack"):
             pipeline["frame_stack"] = int(saved["frame_stack"])
-        args = config.parent / "args.yml"
-        if args.is_file():
-            with open(args) as f:
-                env_id = dict(yaml.load(f, Loader=yaml.UnsafeLoader)).get("env")
-            if env_id:
-                pipeline["env_id"] = str(env_id)
+        env_id = zoo_arguments(config.parent).get("env")
+        if env_id:
+            pipeline["env_id"] = str(env_id)
         return pipeline
     return {}
+
+
+def zoo_arguments(folder: Path) -> dict[str, Any]:
+    """
+    :param folder: the folder in which rl-zoo saves a run's settings (``logs/<algo>/<env>_<run>/<env>``)
+    :return: the run's command-line arguments from its ``args.yml`` (``env``, ``seed``, ...), else ``{}``
+    """
+    args = folder / "args.yml"
+    if not args.is_file():
+        return {}
+    with open(args) as f:
+        return dict(yaml.load(f, Loader=yaml.UnsafeLoader))  # written by rl-zoo itself, as enjoy reads it

@@ -15,6 +15,7 @@ import csv
 import json
 import multiprocessing
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -55,17 +56,17 @@ def monitor_episodes(run: Path) -> tuple[float, list[dict]]:
 
 def run_labels(runs: list[Path]) -> dict[Path, str]:
     """:return: each run's legend label: the algorithm, and the seed (rl-zoo's ``args.yml``) where algorithms repeat"""
+    from sb3_mario.loading import zoo_arguments
+
     names = {run: ALGO_NAMES.get(run.parent.name, run.parent.name) for run in runs}
+    repeated = {name for name, count in Counter(names.values()).items() if count > 1}
     labels = {}
     for run, name in names.items():
-        if list(names.values()).count(name) == 1:
+        if name not in repeated:
             labels[run] = name
             continue
-        seed = None
-        for args_file in run.glob("*/args.yml"):
-            # rl-zoo writes the arguments as a list of [name, value] pairs
-            seed = re.search(r"- seed\n\s*- (\d+)", args_file.read_text())
-        labels[run] = f"{name}, seed {seed.group(1)}" if seed else f"{name}, {run.name}"
+        seeds = [zoo_arguments(args.parent).get("seed") for args in sorted(run.glob("*/args.yml"))]
+        labels[run] = f"{name}, seed {seeds[0]}" if seeds and seeds[0] is not None else f"{name}, {run.name}"
     return labels
 
 

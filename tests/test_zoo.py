@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sb3_mario import DoubleDQN
 
@@ -282,13 +283,13 @@ def test_checkpoints_export_to_weights_and_draw_a_learning_curve(ddqn_run, tmp_p
     spec.loader.exec_module(learning_curve)
     other = curve_run.parent / f"{ENV_ID}_2"
     shutil.copytree(curve_run, other)
-    args = (curve_run / ENV_ID / "args.yml").read_text()
-    seed = re.search(r"- seed\n\s*- (\d+)\n", args)
-    assert seed is not None, args
-    (other / ENV_ID / "args.yml").write_text(args[: seed.start(1)] + "7" + args[seed.end(1) :])
+    args_file = other / ENV_ID / "args.yml"
+    args = yaml.load(args_file.read_text(), Loader=yaml.UnsafeLoader)  # rl-zoo's OrderedDict of the arguments
+    seed, args["seed"] = args["seed"], 7
+    args_file.write_text(yaml.dump(args))
     assert learning_curve.run_labels([curve_run]) == {curve_run: "DoubleDQN (sb3-mario)"}
     assert learning_curve.run_labels([curve_run, other]) == {
-        curve_run: f"DoubleDQN (sb3-mario), seed {seed[1]}",
+        curve_run: f"DoubleDQN (sb3-mario), seed {seed}",
         other: "DoubleDQN (sb3-mario), seed 7",
     }
 
