@@ -41,7 +41,8 @@ class MarioEvalCallback(BaseCallback):
               n_eval_episodes: 10
 
     :param eval_env: a Mario VecEnv with one env, or None to build one from the training env (in-process only)
-    :param n_eval_episodes: episodes per evaluation (episode i of evaluation k is seeded ``k * n + i``)
+    :param n_eval_episodes: episodes per evaluation; episode i of evaluation k (k = 1, 2, ...) is seeded ``k * n + i``,
+        so no evaluation plays the seeds 0..n-1 that ``python -m sb3_mario.evaluate`` reports
     :param eval_freq: evaluate every ``eval_freq`` calls of the callback (i.e. ``eval_freq * n_envs`` steps)
     :param deterministic: greedy actions
     :param noop_max: random no-op frames at the start of each evaluation episode (built eval env only)
@@ -142,8 +143,8 @@ class MarioEvalCallback(BaseCallback):
     def _evaluate(self) -> None:
         # evaluate the model as it is now: in the workers (a checkpoint goes to them) or here
         self._evaluated_at = self.num_timesteps
-        first_seed = self._evaluations * self.n_eval_episodes
         self._evaluations += 1
+        first_seed = self._evaluations * self.n_eval_episodes
         if self._workers is not None:
             assert self._checkpoints is not None
             stem = os.path.join(self._checkpoints, f"model_{self.num_timesteps}")

@@ -7,6 +7,8 @@
 #       stdout in /tmp/train_<algo>_<env>_<seed>.log
 #   scripts/device_train.sh status                 # the last log line of each run
 #   scripts/device_train.sh export [--final]       # new checkpoints of every run, as tars in $OUT
+#   scripts/device_train.sh wait SECONDS           # until every run has ended or SECONDS have passed, then
+#       status and export (--final once they have ended): one call that keeps a lent machine busy while it polls
 set -uo pipefail
 LOGS=${LOGS:-/tmp/logs}
 case "${1:-}" in
@@ -47,8 +49,15 @@ export)
     python scripts/export_checkpoints.py "$run" --algo "$algo" --env "$env_id" --out "$OUT" --per-tar 2 ${2:-}
   done
   ;;
+wait)
+  limit=${2:?wait SECONDS}
+  waited=0
+  while pgrep -f "[s]b3_mario.train" > /dev/null && [ "$waited" -lt "$limit" ]; do sleep 5; waited=$((waited + 5)); done
+  bash "$0" status
+  if pgrep -f "[s]b3_mario.train" > /dev/null; then bash "$0" export; else bash "$0" export --final; fi
+  ;;
 *)
-  sed -n '2,9p' "$0"
+  sed -n '2,11p' "$0"
   exit 2
   ;;
 esac

@@ -5,9 +5,11 @@
 
 Each checkpoint (``rl_model_<steps>_steps.zip``, or its ``.pt`` export) is evaluated with
 ``python -m sb3_mario.evaluate``'s protocol (greedy, seeds 0..N-1, random 0-30 no-op frames), checkpoints in
-parallel processes. Training episodes come from the monitor files (``flag_get`` column, which the package's zoo
-configs ask for). The figure plots the level-clear rate and the evaluation return against env steps and against
-wall-clock minutes.
+parallel processes; or, with ``--run-evaluations``, the curve takes the run's own evaluation from its log
+(``mario_evaluations.npz``, written by the package's evaluation during training: nothing is played again), each
+at the minute its step was reached. Training episodes come from the monitor files (``flag_get`` column, which the
+package's zoo configs ask for). The figure plots the level-clear rate and the evaluation return against env steps
+and against wall-clock minutes.
 """
 
 import argparse
@@ -54,6 +56,28 @@ def monitor_episodes(run: Path) -> tuple[float, list[dict]]:
     ]
 
 
+def run_evaluations(run: Path, train: list[dict]) -> list[dict]:
+    """
+    :param run: an rl-zoo run folder trained with the package's evaluation on
+    :param train: its training episodes (:func:`monitor_episodes`), which date each evaluation's step
+    :return: one point per evaluation in the run's ``mario_evaluations.npz``
+    """
+    log = run / "mario_evaluations.npz"
+    if not log.is_file():
+        raise FileNotFoundError(
+            f"{log} not found: the run had no evaluation (--eval-freq); leave out --run-evaluations."
+        )
+    data = np.load(log)
+    steps, minutes = [e["steps"] for e in train], [e["minutes"] for e in train]
+    logged = zip(data["timesteps"], data["clears"], data["max_x_pos"], data["returns"], strict=True)
+    return [
+        {"run": str(run), "algo": run.parent.name, "steps": int(step),
+         "minutes": float(np.interp(step, steps, minutes)), "clear_rate": float(np.mean(clears)),
+         "mean_max_x_pos": float(np.mean(x)), "mean_return": float(np.mean(r))}
+        for step, clears, x, r in logged
+    ]  # fmt: skip
+
+
 def run_labels(runs: list[Path]) -> dict[Path, str]:
     """:return: each run's legend label: the algorithm, and the seed (rl-zoo's ``args.yml``) where algorithms repeat"""
     from sb3_mario.loading import zoo_arguments
@@ -81,6 +105,8 @@ def main() -> None:
     parser.add_argument("--sticky-actions", type=float, default=None, metavar="P",
                         help="evaluate with sticky actions of probability P (default: as trained)")  # fmt: skip
     parser.add_argument("--replot", action="store_true", help="reuse the evaluations in --csv, only redraw")
+    parser.add_argument("--run-evaluations", action="store_true",
+                        help="plot the runs' own evaluations (mario_evaluations.npz)")  # fmt: skip
     args = parser.parse_args()
 
     table, curves = [], {}
@@ -97,6 +123,11 @@ def main() -> None:
         if args.replot:
             table += done[str(run)]
             curves[labels[run]] = (done[str(run)], episodes)
+            continue
+        if args.run_evaluations:
+            points = run_evaluations(run, episodes)
+            table += points
+            curves[labels[run]] = (points, episodes)
             continue
         # SB3 zips, or their weights-only exports (scripts/export_checkpoints.py keeps the zip's mtime)
         found = {p.stem: p for p in run.glob("rl_model_*_steps.pt")} | {
@@ -118,14 +149,15 @@ def main() -> None:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows(table)
-    plot(curves, args.out, args.episodes, args.env)
+    source = "the run's own evaluation" if args.run_evaluations else f"greedy eval, {args.episodes} episodes"
+    plot(curves, args.out, source, args.env)
 
 
-def plot(curves: dict, out: str, episodes: int, env_id: str = "SuperMarioBros-1-1-v0") -> None:
+def plot(curves: dict, out: str, source: str, env_id: str = "SuperMarioBros-1-1-v0") -> None:
     """
     :param curves: per run label, its evaluated checkpoints and its training episodes
     :param out: the png to write
-    :param episodes: evaluation episodes per checkpoint
+    :param source: what the checkpoints' points are (for the legend)
     :param env_id: the stage the runs trained on (for the axis label)
     """
     import matplotlib
@@ -137,7 +169,7 @@ def plot(curves: dict, out: str, episodes: int, env_id: str = "SuperMarioBros-1-
     for label, (points, train) in curves.items():
         for col, x in enumerate(("steps", "minutes")):
             line = axes[0, col].plot([p[x] for p in points], [p["clear_rate"] for p in points], "o-",
-                                     label=f"{label}: greedy eval, {episodes} episodes")[0]  # fmt: skip
+                                     label=f"{label}: {source}")[0]  # fmt: skip
             if train:
                 window = min(100, len(train))
                 flags = np.convolve([e["flag"] for e in train], np.ones(window) / window, mode="valid")

@@ -141,7 +141,7 @@ def plot(rows: list[dict[str, Any]], out: Path) -> None:
     """
     :param rows: the csv rows
     :param out: the png to draw: one panel per world, the clear rate of its four stages (with and without sticky
-        actions); stages not tried are marked so
+        actions); stages not tried, and those that cleared nothing, are marked so
     """
     import matplotlib
 
@@ -162,6 +162,8 @@ def plot(rows: list[dict[str, Any]], out: Path) -> None:
             rates = int(tried[-1]["clears"]) / n, int(tried[-1]["sticky_clears"]) / n
             for offset, rate, color in zip((-0.2, 0.2), rates, colors.values(), strict=True):
                 ax.bar(k + offset, rate, 0.4, color=color)
+            if not any(rates):  # tried, and no bar to see: say so
+                ax.text(k, 0.05, "0 of\n" + str(n), ha="center", fontsize=8, color="black")
         ax.axhline(0.9, color="gray", lw=0.8, ls="--")
         ax.set_xticks(range(4), [f"{world}-{k + 1}" for k in range(4)])
         ax.set_xlim(-0.6, 3.6)

@@ -104,7 +104,8 @@ def test_evaluation_in_worker_processes_keeps_the_best_checkpoint_by_clear_rate(
     best = DoubleDQN.load(tmp_path / "best_model.zip", device="cpu")
     assert best.num_timesteps == callback.history["timesteps"][k]
     eval_env = make_mario_env(ENV_ID, n_envs=1, wrapper_kwargs=dict(noop_max=30))
-    again = evaluate_mario(best, eval_env, n_episodes=2, first_seed=2 * k)
+    # evaluation k + 1 played seeds 2 (k + 1) and 2 (k + 1) + 1, never the 0 and 1 of sb3_mario.evaluate -n 2
+    again = evaluate_mario(best, eval_env, n_episodes=2, first_seed=2 * (k + 1))
     eval_env.close()
     assert again.max_x_pos == callback.history["max_x_pos"][k] and again.clears == callback.history["clears"][k]
 

@@ -10,6 +10,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -276,6 +277,23 @@ def test_checkpoints_export_to_weights_and_draw_a_learning_curve(ddqn_run, tmp_p
     png.unlink()
     run(script, str(curve_run), "--replot", "--csv", str(csv_path), "--out", str(png), cwd=tmp_path)
     assert png.is_file() and list(csv.DictReader(csv_path.open())) == rows
+    # the run's own evaluation, read from its log, each at the minute its step was reached: nothing played again
+    own_csv = tmp_path / "own.csv"
+    run(script, str(run_dir), "--run-evaluations", "--csv", str(own_csv), "--out", str(png), cwd=tmp_path)
+    log = np.load(run_dir / "mario_evaluations.npz")
+    own = list(csv.DictReader(own_csv.open()))
+    assert [int(r["steps"]) for r in own] == log["timesteps"].tolist()
+    assert [float(r["clear_rate"]) for r in own] == [float(np.mean(c)) for c in log["clears"]]
+    assert [float(r["mean_max_x_pos"]) for r in own] == [float(np.mean(x)) for x in log["max_x_pos"]]
+    minutes = [float(r["minutes"]) for r in own]
+    assert minutes == sorted(minutes) and minutes[0] > 0
+    # a run without the package's evaluation says so
+    bare = tmp_path / "bare" / "ddqn" / f"{ENV_ID}_1"
+    shutil.copytree(curve_run, bare)
+    (bare / "mario_evaluations.npz").unlink()
+    out = run(script, str(bare), "--run-evaluations", "--csv", str(own_csv), "--out", str(png), cwd=tmp_path,
+              expect_ok=False)  # fmt: skip
+    assert "mario_evaluations.npz not found: the run had no evaluation (--eval-freq)" in out
     # two runs of one algorithm: the legend tells them apart by the seed in rl-zoo's args.yml
     spec = importlib.util.spec_from_file_location("learning_curve", script)
     assert spec is not None and spec.loader is not None
