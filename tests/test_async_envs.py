@@ -202,7 +202,7 @@ def test_workers_run_at_most_ahead_steps_beyond_the_slowest():
     # env 0 takes 20 ms a step, the others next to nothing: they run ahead of it, but never more than AHEAD steps
     fns = [lambda s=seconds: slow_image_env(s) for seconds in (0.02, 0.0, 0.0)]
     envs = AsyncEnvs(VecTransposeImage(SubprocVecEnv(fns)), train_some=lambda: False)
-    envs.act = lambda obs: np.zeros(len(obs), dtype=np.int64)
+    envs.act = lambda obs, indices: np.zeros(len(obs), dtype=np.int64)
     envs.reset()
     envs.step_async(np.zeros(3, dtype=np.int64))
     leads = []

@@ -185,8 +185,8 @@ class AsyncEnvs(VecEnvWrapper):
         self.rows_left = rows_left
         for process in self.base.processes if nice_workers else []:
             lower_priority(process.pid, WORKER_NICENESS)
-        #: picks the actions of some envs from their observations (set by the learn loop; None: not yet)
-        self.act: Callable[[np.ndarray], np.ndarray] | None = None
+        #: picks the actions of some envs from their observations and indices (set by the learn loop; None: not yet)
+        self.act: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
         self._started = False  # the stacks are ours (taken from the whole VecEnv)
         self._sent: list[deque] = []  # per env: actions sent whose step is not yet in a returned row
         self._returned: list[deque] = []  # per env: (obs, reward, done, info) not yet in a returned row
@@ -289,7 +289,7 @@ class AsyncEnvs(VecEnvWrapper):
         # one forward pass picks the next action of every env in envs, from its latest observation
         assert self.act is not None
         if envs:
-            actions = self.act(np.concatenate([self._returned[i][-1][0] for i in envs]))
+            actions = self.act(np.concatenate([self._returned[i][-1][0] for i in envs]), np.array(envs))
             for k, i in enumerate(envs):
                 self._send(i, actions[k : k + 1])
 

@@ -5,6 +5,7 @@ import pathlib
 import time
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
@@ -18,6 +19,7 @@ from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, Mult
 from sb3_mario.buffers import FilledRows, describe_replay_buffer
 from sb3_mario.cnn import MarioCNN
 from sb3_mario.ddqn.actors import WORKER_GONE
+from sb3_mario.ddqn.exploration import GREEDY, ExtendedExploration
 from sb3_mario.ddqn.graph import set_learning_rate
 from sb3_mario.ddqn.hyperparameters import check_hyperparameters
 from sb3_mario.ddqn.learner import Learner
@@ -88,6 +90,11 @@ class DoubleDQN(DQN):
         ``SubprocVecEnv``; see :mod:`sb3_mario.ddqn.overlap`): updates see the buffer one vec-env step late
     :param async_envs: serve each ``SubprocVecEnv`` worker as soon as its step arrives instead of waiting for
         all of them (see :mod:`sb3_mario.ddqn.actors`); implies ``overlap_env_step``
+    :param ez_greedy_mu: explore with temporally-extended epsilon-greedy (Dabney et al. 2021, see
+        :mod:`sb3_mario.ddqn.exploration`): with probability ``exploration_rate`` an env repeats one random action
+        for a zeta(``ez_greedy_mu``)-distributed number of steps (the paper uses 2). ``None`` (the default):
+        SB3's epsilon-greedy
+    :param ez_greedy_max_duration: the longest such repetition, in agent steps
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -128,6 +135,8 @@ class DoubleDQN(DQN):
         cuda_graph: bool = False,
         overlap_env_step: bool = False,
         async_envs: bool = False,
+        ez_greedy_mu: float | None = None,
+        ez_greedy_max_duration: int = 100,
     ) -> None:
         self.cuda_graph = cuda_graph
         self.overlap_env_step = overlap_env_step
@@ -135,6 +144,11 @@ class DoubleDQN(DQN):
         self._channels_last = False  # set by _setup_model
         self._learner: Learner | None = None  # built by the first train()
         self._said_learning_starts = False
+        self.ez_greedy_mu = ez_greedy_mu
+        self.ez_greedy_max_duration = ez_greedy_max_duration
+        self._exploration: ExtendedExploration | None = None  # built for the env's number of envs when needed
+        if ez_greedy_mu is not None:
+            check_hyperparameters(ez_greedy_mu=ez_greedy_mu, ez_greedy_max_duration=ez_greedy_max_duration)
         check_hyperparameters(
             buffer_size=buffer_size,
             learning_starts=learning_starts,
@@ -238,7 +252,7 @@ class DoubleDQN(DQN):
         try:
             if self.overlap_env_step or self.async_envs:
                 # the fast path: SB3's loop with the gradient steps taken while the envs step
-                OverlappedLoop(self, async_envs=self.async_envs).learn(*args)
+                OverlappedLoop(self, self.async_envs, self.extended_exploration()).learn(*args)
                 return self
             return super().learn(*args)
         except WORKER_GONE as exc:
@@ -255,8 +269,38 @@ class DoubleDQN(DQN):
         for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
             set_learning_rate(optimizer, learning_rate)
 
+    def extended_exploration(self) -> ExtendedExploration | None:
+        """The ez-greedy state of the training envs (``None`` when ``ez_greedy_mu`` is ``None``)."""
+        if self.ez_greedy_mu is None:
+            return None
+        if self._exploration is None or self._exploration.n_envs != self.n_envs:
+            n_actions = int(self.action_space.n)  # type: ignore[attr-defined]
+            self._exploration = ExtendedExploration(self.n_envs, n_actions, self.ez_greedy_mu,
+                                                    self.ez_greedy_max_duration)  # fmt: skip
+        return self._exploration
+
+    def _sample_action(
+        self, learning_starts: int, action_noise: Any = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        # SB3's (random before learning_starts, then epsilon-greedy), or ez-greedy: the exploring envs repeat
+        # their action, the others act greedily
+        exploration = self.extended_exploration()
+        if exploration is None or self.num_timesteps < learning_starts:
+            return super()._sample_action(learning_starts, action_noise, n_envs)
+        held = exploration.actions(np.arange(n_envs), self.exploration_rate)
+        greedy = self.predict(self._last_obs, deterministic=True)[0]  # type: ignore[arg-type]
+        actions = np.where(held == GREEDY, greedy, held)
+        return actions, actions
+
+    def _store_transition(self, replay_buffer: Any, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray,
+                          dones: np.ndarray, infos: list[dict[str, Any]]) -> None:  # fmt: skip
+        # as SB3; an episode's end also ends its env's ez-greedy repetition
+        if self._exploration is not None:
+            self._exploration.episodes_ended(dones)
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_learner", "_said_learning_starts"]
+        return [*super()._excluded_save_params(), "_learner", "_said_learning_starts", "_exploration"]
 
     def _env_id(self) -> str:
         try:

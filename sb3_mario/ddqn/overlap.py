@@ -31,6 +31,7 @@ from stable_baselines3.dqn import DQN
 
 from sb3_mario.ddqn.acting import ActingCopy
 from sb3_mario.ddqn.actors import WORKER_GONE, AsyncEnvs, async_layers
+from sb3_mario.ddqn.exploration import GREEDY, ExtendedExploration
 from sb3_mario.ddqn.learner import SAMPLE_CHUNK
 
 
@@ -41,11 +42,13 @@ class OverlappedLoop:
     :param model: the algorithm (``DoubleDQN``); its ``train`` takes the gradient steps
     :param async_envs: serve each ``SubprocVecEnv`` worker as soon as its step arrives (falls back to lock-step
         envs, with a warning, when the env is not one)
+    :param exploration: ez-greedy's state (``None``: epsilon-greedy), for the actions that async envs are served
     """
 
-    def __init__(self, model: DQN, async_envs: bool = False) -> None:
+    def __init__(self, model: DQN, async_envs: bool = False, exploration: ExtendedExploration | None = None) -> None:
         self.model = model
         self.async_envs = async_envs
+        self.exploration = exploration
         #: gradient steps owed by the rollouts so far, taken while the envs take their next steps
         self.pending = 0
         #: the async env side during learn (None: lock-step envs)
@@ -156,14 +159,24 @@ class OverlappedLoop:
                 self.acting.refresh()
         return steps > 0
 
-    def explore(self, observations: np.ndarray) -> np.ndarray:
+    def explore(self, observations: np.ndarray, envs: np.ndarray) -> np.ndarray:
         """
-        SB3's ``_sample_action`` for one group of async envs: random before ``learning_starts``, then epsilon-greedy.
+        SB3's ``_sample_action`` for one group of async envs: random before ``learning_starts``, then epsilon-greedy
+        (or ez-greedy, env by env).
 
         :param observations: the stacked observations of those envs
+        :param envs: their indices
         :return: their actions
         """
         model = self.model
+        if model.num_timesteps >= model.learning_starts and self.exploration is not None:
+            # ez-greedy: the exploring envs repeat their action, the others act greedily
+            held = self.exploration.actions(envs, model.exploration_rate)
+            if self.acting is not None:
+                greedy = self.acting(observations)
+            else:
+                greedy = model.predict(observations, deterministic=True)[0]
+            return np.where(held == GREEDY, greedy, held)
         if model.num_timesteps >= model.learning_starts:
             if self.acting is None:
                 return model.predict(observations, deterministic=False)[0]
