@@ -10,17 +10,41 @@ sets another x): the chance that a training episode shows the learner the way on
 """
 
 import argparse
+from typing import Any
 
 import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_mario.ddqn.exploration import GREEDY, ExtendedExploration
-from sb3_mario.evaluation import evaluate_pipeline, make_pipeline_env, pipeline_env_id
+from sb3_mario.ddqn.exploration import ExtendedExploration
+from sb3_mario.evaluation import evaluate_mario, evaluate_pipeline, make_pipeline_env, pipeline_env_id
 from sb3_mario.loading import load_model
 
 
-def play(model, env, seed: int, epsilon: float, mu: float | None) -> tuple[int, bool]:
+class Exploring:
     """
-    :param model: the agent (greedy actions through ``predict``)
+    A trained agent's greedy actions with exploration, behind SB3's ``predict`` (for :func:`evaluate_mario`).
+
+    :param model: the agent
+    :param n_actions: size of its action set
+    :param epsilon: the exploration rate
+    :param mu: ez-greedy's zeta exponent, or ``None`` for epsilon-greedy
+    """
+
+    def __init__(self, model: Any, n_actions: int, epsilon: float, mu: float | None) -> None:
+        self.model, self.n_actions, self.epsilon = model, n_actions, epsilon
+        self.exploration = ExtendedExploration(1, n_actions, mu) if mu is not None else None
+
+    def predict(self, observation: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        greedy = self.model.predict(observation, deterministic=True)[0]
+        if self.exploration is not None:
+            return self.exploration.choose(np.array([0]), self.epsilon, greedy), None
+        explore = np.random.rand() < self.epsilon
+        return (np.array([np.random.randint(self.n_actions)]) if explore else greedy), None
+
+
+def play(model: Any, env: VecEnv, seed: int, epsilon: float, mu: float | None) -> tuple[int, bool]:
+    """
+    :param model: the agent
     :param env: a Mario VecEnv with one env
     :param seed: the episode's seed (the env's and NumPy's)
     :param epsilon: the exploration rate
@@ -28,22 +52,9 @@ def play(model, env, seed: int, epsilon: float, mu: float | None) -> tuple[int, 
     :return: the episode's farthest x and whether it reached the flag
     """
     np.random.seed(seed)
-    env.seed(seed)
-    obs = env.reset()
-    n_actions = int(env.action_space.n)
-    exploration = ExtendedExploration(1, n_actions, mu) if mu is not None else None
-    max_x, done = 0, False
-    while not done:
-        greedy = int(model.predict(obs, deterministic=True)[0][0])
-        if exploration is not None:
-            held = int(exploration.actions(np.array([0]), epsilon)[0])
-            action = greedy if held == GREEDY else held
-        else:
-            action = int(np.random.randint(n_actions)) if np.random.rand() < epsilon else greedy
-        obs, _, dones, infos = env.step(np.array([action]))
-        done = bool(dones[0])
-        max_x = max(max_x, int(infos[0].get("max_x_pos", infos[0].get("x_pos", 0))))
-    return max_x, bool(infos[0].get("flag_get", False))
+    exploring = Exploring(model, int(env.action_space.n), epsilon, mu)  # type: ignore[attr-defined]
+    result = evaluate_mario(exploring, env, n_episodes=1, first_seed=seed)  # type: ignore[arg-type]
+    return result.max_x_pos[0], result.clears[0]
 
 
 def main() -> None:

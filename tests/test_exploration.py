@@ -53,6 +53,15 @@ def test_an_episode_end_ends_the_repetition():
     assert nxt[0] == GREEDY and nxt[1] != GREEDY
 
 
+def test_choose_takes_the_held_action_where_an_env_explores_and_the_greedy_one_elsewhere():
+    np.random.seed(3)
+    exploration = ExtendedExploration(n_envs=3, n_actions=5, mu=0.01, max_duration=50)
+    exploration.actions(np.array([1]), epsilon=1.0)  # env 1 starts a repetition
+    held = exploration.held[1]
+    greedy = np.array([7, 8, 9])  # no action of the set: these can only come from the greedy side
+    assert exploration.choose(np.array([0, 1, 2]), epsilon=0.0, greedy=greedy).tolist() == [7, held, 9]
+
+
 def test_bad_ez_greedy_settings_name_the_fix():
     env = make_mario_env(ENV_ID, n_envs=1)
     with pytest.raises(ValueError, match=r"ez_greedy_mu=0 \(must be > 0, or None for epsilon-greedy\)"):

@@ -19,7 +19,7 @@ from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, Mult
 from sb3_mario.buffers import FilledRows, describe_replay_buffer
 from sb3_mario.cnn import MarioCNN
 from sb3_mario.ddqn.actors import WORKER_GONE
-from sb3_mario.ddqn.exploration import GREEDY, ExtendedExploration
+from sb3_mario.ddqn.exploration import ExtendedExploration
 from sb3_mario.ddqn.graph import set_learning_rate
 from sb3_mario.ddqn.hyperparameters import check_hyperparameters
 from sb3_mario.ddqn.learner import Learner
@@ -147,9 +147,11 @@ class DoubleDQN(DQN):
         self.ez_greedy_mu = ez_greedy_mu
         self.ez_greedy_max_duration = ez_greedy_max_duration
         self._exploration: ExtendedExploration | None = None  # built for the env's number of envs when needed
-        if ez_greedy_mu is not None:
-            check_hyperparameters(ez_greedy_mu=ez_greedy_mu, ez_greedy_max_duration=ez_greedy_max_duration)
+        # ez-greedy's settings are checked only where it is on (None: epsilon-greedy)
+        ez_greedy = {} if ez_greedy_mu is None else dict(ez_greedy_mu=ez_greedy_mu,
+                                                         ez_greedy_max_duration=ez_greedy_max_duration)  # fmt: skip
         check_hyperparameters(
+            **ez_greedy,
             buffer_size=buffer_size,
             learning_starts=learning_starts,
             batch_size=batch_size,
@@ -287,9 +289,8 @@ class DoubleDQN(DQN):
         exploration = self.extended_exploration()
         if exploration is None or self.num_timesteps < learning_starts:
             return super()._sample_action(learning_starts, action_noise, n_envs)
-        held = exploration.actions(np.arange(n_envs), self.exploration_rate)
         greedy = self.predict(self._last_obs, deterministic=True)[0]  # type: ignore[arg-type]
-        actions = np.where(held == GREEDY, greedy, held)
+        actions = exploration.choose(np.arange(n_envs), self.exploration_rate, greedy)
         return actions, actions
 
     def _store_transition(self, replay_buffer: Any, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray,

@@ -63,6 +63,16 @@ class ExtendedExploration:
         self.remaining[envs[exploring]] -= 1
         return np.where(exploring, self.held[envs], GREEDY)
 
+    def choose(self, envs: np.ndarray, epsilon: float, greedy: np.ndarray) -> np.ndarray:
+        """
+        :param envs: indices of the envs whose next action is being picked
+        :param epsilon: the probability that an env not exploring starts to
+        :param greedy: the greedy action of each of ``envs``
+        :return: their actions: the repeated one where an env explores (:meth:`actions`), else the greedy one
+        """
+        held = self.actions(envs, epsilon)
+        return np.where(held == GREEDY, greedy, held)
+
     def episodes_ended(self, dones: np.ndarray) -> None:
         """
         :param dones: per env, whether its episode just ended: its repetition ends with it

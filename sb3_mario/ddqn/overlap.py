@@ -31,7 +31,7 @@ from stable_baselines3.dqn import DQN
 
 from sb3_mario.ddqn.acting import ActingCopy
 from sb3_mario.ddqn.actors import WORKER_GONE, AsyncEnvs, async_layers
-from sb3_mario.ddqn.exploration import GREEDY, ExtendedExploration
+from sb3_mario.ddqn.exploration import ExtendedExploration
 from sb3_mario.ddqn.learner import SAMPLE_CHUNK
 
 
@@ -171,12 +171,11 @@ class OverlappedLoop:
         model = self.model
         if model.num_timesteps >= model.learning_starts and self.exploration is not None:
             # ez-greedy: the exploring envs repeat their action, the others act greedily
-            held = self.exploration.actions(envs, model.exploration_rate)
             if self.acting is not None:
                 greedy = self.acting(observations)
             else:
                 greedy = model.predict(observations, deterministic=True)[0]
-            return np.where(held == GREEDY, greedy, held)
+            return self.exploration.choose(envs, model.exploration_rate, greedy)
         if model.num_timesteps >= model.learning_starts:
             if self.acting is None:
                 return model.predict(observations, deterministic=False)[0]
