@@ -2,6 +2,7 @@
 
     python benchmarks/speed.py --n-envs 16 32 --repeats 3 --seconds 15 --plot docs/speed.png  # docs/speed.md's table
     python benchmarks/speed.py --only learner env                       # a subset: env, learner, e2e, memory
+    python benchmarks/speed.py --only prioritized --batch-sizes 32 64   # the learner with prioritized replay
     python benchmarks/speed.py --only learner e2e --plot speed.png      # also bar charts of those rows
 
 Prints one table: env pipeline per process vs the raw emulator; learner updates/s at batch 32 (SB3
@@ -9,9 +10,10 @@ Prints one table: env pipeline per process vs the raw emulator; learner updates/
 for each ``--n-envs``, the emulator's ceiling (every env process stepping at once, no learner) and
 end-to-end agent steps/s at one batch-32 gradient step per 4 transitions (SB3 DQN + SubprocVecEnv vs
 DoubleDQN with ``cuda_graph``, ``overlap_env_step`` and ``FrameReplayBuffer``, with ``async_envs`` and/or
-lock-step); replay memory for 1M transitions. Every ratio compares two runs of this process. The end-to-end runs
-act at the start of the exploration schedule (epsilon ~1, random actions) unless ``--greedy`` puts them at its
-final epsilon (0.05), where most of a training run acts.
+lock-step); replay memory for 1M transitions; with ``--only prioritized``, the learner with
+``PrioritizedFrameReplayBuffer`` against the same learner with ``FrameReplayBuffer``. Every ratio compares two
+runs of this process. The end-to-end runs act at the start of the exploration schedule (epsilon ~1, random
+actions) unless ``--greedy`` puts them at its final epsilon (0.05), where most of a training run acts.
 """
 
 import argparse
@@ -26,7 +28,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 
-from sb3_mario import DoubleDQN, MarioCNN, MarioWrapper, make_mario_env
+from sb3_mario import DoubleDQN, MarioCNN, MarioWrapper, PrioritizedFrameReplayBuffer, make_mario_env
 from sb3_mario.buffers import FrameReplayBuffer
 from sb3_mario.ddqn.graph import GraphedUpdate, make_optimizer_capturable
 
@@ -144,6 +146,22 @@ def learner_row(device: str, updates: int, batch_size: int, n_steps: int) -> Non
         f"{our_rate:.0f}",
         f"{sb3_rate:.0f} (SB3 DQN.train)",
         f"{our_rate / sb3_rate:.2f}x",
+    )
+
+
+def prioritized_row(device: str, updates: int, batch_size: int) -> None:
+    """The learner with prioritized replay against the same learner with uniform replay (3-step returns)."""
+    rates = {}
+    for name, buffer_class in (("uniform", FrameReplayBuffer), ("prioritized", PrioritizedFrameReplayBuffer)):
+        model = filled(DoubleDQN, device, gamma=0.9, policy_kwargs=dict(features_extractor_class=MarioCNN),
+                       cuda_graph=True, replay_buffer_class=buffer_class,
+                       replay_buffer_kwargs=dict(storage_device="auto", n_steps=3, gamma=0.9))  # fmt: skip
+        rates[name] = time_train(model, updates, batch_size=batch_size)
+    row(
+        f"learner, batch {batch_size}, n_steps=3, prioritized replay (updates/s)",
+        f"{rates['prioritized']:.0f}",
+        f"{rates['uniform']:.0f} (uniform FrameReplayBuffer)",
+        f"{rates['prioritized'] / rates['uniform']:.2f}x",
     )
 
 
@@ -331,6 +349,9 @@ def main() -> None:
         bench_env(seconds=5)
     if "learner" in args.only:
         bench_learner(args.device, args.updates, tuple(args.batch_sizes))
+    if "prioritized" in args.only:
+        for batch_size in args.batch_sizes:
+            prioritized_row(args.device, args.updates, batch_size)
     if "e2e" in args.only:
         for n_envs in args.n_envs:
             bench_e2e(args.device, n_envs, args.seconds, args.modes, args.repeats)

@@ -6,6 +6,7 @@ from sb3_mario.cnn import MarioCNN
 from sb3_mario.ddqn import DoubleDQN
 from sb3_mario.env import make_mario_env, mario_env_ids
 from sb3_mario.evaluation import MarioEvalResult, evaluate_mario
+from sb3_mario.prioritized_replay import PrioritizedFrameReplayBuffer
 from sb3_mario.version import __version__
 from sb3_mario.wrappers import MarioWrapper
 
@@ -16,6 +17,7 @@ __all__ = [
     "MarioEvalCallback",
     "MarioEvalResult",
     "MarioWrapper",
+    "PrioritizedFrameReplayBuffer",
     "__version__",
     "evaluate_mario",
     "make_mario_env",

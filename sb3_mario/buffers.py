@@ -302,9 +302,21 @@ class FrameReplayBuffer(ReplayBuffer):
         return obs, next_obs
 
     def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> ReplayBufferSamples:
-        if self.n_steps > 1:
-            return self._get_n_step_samples(batch_inds, env)
+        # SB3's: rows drawn by sample(), then an env for each
         env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
+        return self.samples_at(batch_inds, env_indices, env)
+
+    def samples_at(
+        self, batch_inds: np.ndarray, env_indices: np.ndarray, env: VecNormalize | None = None
+    ) -> ReplayBufferSamples:
+        """
+        :param batch_inds: buffer rows
+        :param env_indices: the env of each row
+        :param env: the ``VecNormalize`` wrapper, if any
+        :return: the transitions stored there (n-step ones with ``n_steps > 1``), as ``sample`` returns them
+        """
+        if self.n_steps > 1:
+            return self._get_n_step_samples(batch_inds, env_indices, env)
         if self.frames_on_device is not None and env is None:
             return self._device_samples(batch_inds, env_indices)
         obs, next_obs = self._stacked(batch_inds, env_indices, env)
@@ -342,9 +354,10 @@ class FrameReplayBuffer(ReplayBuffer):
         obs_t, next_obs_t = self.observations_on_device(rows, envs, next_rows)
         return obs_t.to(self.device), next_obs_t.to(self.device)
 
-    def _get_n_step_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> ReplayBufferSamples:
+    def _get_n_step_samples(
+        self, batch_inds: np.ndarray, env_indices: np.ndarray, env: VecNormalize | None = None
+    ) -> ReplayBufferSamples:
         # SB3's NStepReplayBuffer._get_samples, with the observations rebuilt from frames
-        env_indices = np.random.randint(0, self.n_envs, size=batch_inds.shape)
         last_valid_index = self.pos - 1
         original_timeout_values = self.timeouts[last_valid_index].copy()
         self.timeouts[last_valid_index] = np.logical_or(

@@ -27,6 +27,7 @@ from sb3_mario.ddqn.overlap import OverlappedLoop
 from sb3_mario.ddqn.update import fuse_optimizer
 from sb3_mario.files import atomic_write, check_model_zip, with_suffix
 from sb3_mario.memory import check_replay_memory, replay_buffer_bytes
+from sb3_mario.prioritized_replay import PrioritizedFrameReplayBuffer
 
 SelfDoubleDQN = TypeVar("SelfDoubleDQN", bound="DoubleDQN")
 
@@ -217,13 +218,25 @@ class DoubleDQN(DQN):
         # Update learning rate according to schedule
         self._update_learning_rate(self.policy.optimizer)
 
-        learner = self.learner
-        assert self.replay_buffer is not None
-        for replay_data in learner.batches(self.replay_buffer, gradient_steps, batch_size, self._vec_normalize_env):
+        learner, buffer = self.learner, self.replay_buffer
+        assert buffer is not None
+        prioritized = buffer if isinstance(buffer, PrioritizedFrameReplayBuffer) else None
+        if prioritized is not None:
+            # Prioritized replay: the importance-sampling exponent rises with training progress
+            prioritized.anneal(1.0 - self._current_progress_remaining)
+        sampled: list[np.ndarray] = []
+        td_errors: list[th.Tensor] = []
+        for replay_data in learner.batches(buffer, gradient_steps, batch_size, self._vec_normalize_env):
             # For n-step replay, discount factor is gamma**n_steps (when no early termination)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
             # One Double-DQN gradient step (sb3_mario.ddqn.update), eager or replayed as a CUDA graph
-            learner.step(replay_data, discounts)
+            errors = learner.step(replay_data, discounts)
+            if prioritized is not None:
+                sampled.append(replay_data.indices)  # type: ignore[attr-defined]
+                td_errors.append(errors)
+        if prioritized is not None and sampled:
+            # The sampled transitions' new priorities, from their TD errors (no wait for the GPU)
+            prioritized.update_priorities(np.concatenate(sampled), th.cat(td_errors))
 
         # Increase update counter
         self._n_updates += gradient_steps

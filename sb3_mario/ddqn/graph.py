@@ -38,15 +38,22 @@ class GraphedUpdate:
         self.inputs: dict[str, th.Tensor] = {}
         self.graph: th.cuda.CUDAGraph | None = None
         self.loss_sum = th.zeros((), device=self.device)
+        #: the last step's absolute TD errors (the captured graph's output tensor, rewritten at each replay)
+        self.td_errors = th.zeros((0, 1), device=self.device)
         if self.use_graph:
             make_optimizer_capturable(policy.optimizer, self.device)
 
-    def __call__(self, replay_data: ReplayBufferSamples, discounts: th.Tensor | float) -> None:
+    def __call__(
+        self, replay_data: ReplayBufferSamples, discounts: th.Tensor | float, weights: th.Tensor | None = None
+    ) -> th.Tensor:
         """
         Take one gradient step on ``replay_data``; its loss is added to :attr:`loss_sum` (no host sync).
 
         :param replay_data: a batch from the replay buffer
         :param discounts: ``replay_data.discounts`` for n-step returns, else gamma
+        :param weights: importance-sampling weights of a prioritized replay buffer's batch, else ``None``
+        :return: the batch's absolute TD errors (a copy when ``weights`` are given; else the graph's output tensor,
+            rewritten by the next step)
         """
         batch = {
             "observations": replay_data.observations,
@@ -55,7 +62,10 @@ class GraphedUpdate:
             "rewards": replay_data.rewards,
             "dones": replay_data.dones,
         }
-        if not self.inputs or any(self.inputs[k].shape != v.shape for k, v in batch.items()):
+        if weights is not None:
+            batch["weights"] = weights
+        fields_changed = set(batch) | {"discounts"} != set(self.inputs)
+        if fields_changed or any(self.inputs[k].shape != v.shape for k, v in batch.items()):
             self.inputs = {k: v.detach().clone() for k, v in batch.items()}
             self.inputs["discounts"] = th.empty_like(replay_data.rewards)
             self.graph = None
@@ -72,10 +82,12 @@ class GraphedUpdate:
             self.graph = self._capture()
         else:
             self.graph.replay()
+        # a prioritized buffer keeps the errors past the next replay, which rewrites the graph's output
+        return self.td_errors.clone() if weights is not None else self.td_errors
 
     def _step(self) -> None:
         x = self.inputs
-        self.loss_sum += double_dqn_step(
+        loss, self.td_errors = double_dqn_step(
             self.policy,
             x["observations"],
             x["actions"],
@@ -85,7 +97,9 @@ class GraphedUpdate:
             x["discounts"],
             self.max_grad_norm,
             set_to_none=not self.use_graph,
+            weights=x.get("weights"),
         )
+        self.loss_sum += loss
 
     def _capture(self) -> th.cuda.CUDAGraph:
         """Warm up on a side stream, capture the step, and leave weights and optimizer as before the warm-up;

@@ -73,18 +73,21 @@ class Learner:
                 batch = slice_samples(drawn, k * batch_size, (k + 1) * batch_size) if steps > 1 else drawn
                 yield channels_last(batch) if self.channels_last else batch
 
-    def step(self, replay_data: ReplayBufferSamples, discounts: th.Tensor | float) -> None:
+    def step(self, replay_data: ReplayBufferSamples, discounts: th.Tensor | float) -> th.Tensor:
         """
         One gradient step on a batch; its loss stays on the device (no host sync).
 
-        :param replay_data: a batch from the replay buffer
+        :param replay_data: a batch from the replay buffer (with ``weights``: a prioritized one's, whose
+            importance-sampling weights scale each sample's loss)
         :param discounts: ``replay_data.discounts`` for n-step returns, else gamma
+        :return: the batch's absolute TD errors, ``(batch, 1)``, on the device
         """
+        weights = getattr(replay_data, "weights", None)
         if self.graphed is not None:
-            self.graphed(replay_data, discounts)
+            td_errors = self.graphed(replay_data, discounts, weights)
             self._graphed_steps += 1
-            return
-        loss = double_dqn_step(
+            return td_errors
+        loss, td_errors = double_dqn_step(
             self.policy,
             replay_data.observations,
             replay_data.actions,
@@ -93,8 +96,10 @@ class Learner:
             replay_data.dones,
             discounts,
             self.max_grad_norm,
+            weights=weights,
         )
         self._losses.append(loss)
+        return td_errors
 
     def loss(self) -> float | None:
         """
@@ -126,10 +131,11 @@ def channels_last(samples: ReplayBufferSamples) -> ReplayBufferSamples:
 
 def slice_samples(samples: ReplayBufferSamples, start: int, stop: int) -> ReplayBufferSamples:
     """
-    :param samples: a batch from a replay buffer
+    :param samples: a batch from a replay buffer (``ReplayBufferSamples``, or another named tuple of per-sample
+        fields, such as :class:`~sb3_mario.prioritized_replay.PrioritizedSamples`)
     :param start: first sample to keep
     :param stop: one past the last sample to keep
-    :return: the samples ``start:stop`` of every field (views, no copy)
+    :return: the samples ``start:stop`` of every field (views, no copy), of the same type
     """
     fields = [None if field is None else field[start:stop] for field in samples]
-    return ReplayBufferSamples(*fields)  # type: ignore[arg-type]
+    return type(samples)(*fields)  # type: ignore[arg-type]

@@ -16,7 +16,8 @@ def double_dqn_step(
     discounts: th.Tensor | float,
     max_grad_norm: float,
     set_to_none: bool = True,
-) -> th.Tensor:
+    weights: th.Tensor | None = None,
+) -> tuple[th.Tensor, th.Tensor]:
     """
     One gradient step of the policy's online Q-network on a batch, with the Double-DQN target.
 
@@ -29,7 +30,10 @@ def double_dqn_step(
     :param discounts: gamma ** (steps actually taken), per sample for n-step returns, else gamma
     :param max_grad_norm: gradient clipping norm
     :param set_to_none: let ``zero_grad`` free the gradients (False inside a CUDA graph, whose tensors must stay)
-    :return: the loss (detached, on the device: reading it waits for the GPU)
+    :param weights: importance-sampling weights of the samples, ``(batch, 1)``, from a prioritized replay buffer
+        (:class:`~sb3_mario.PrioritizedFrameReplayBuffer`); ``None``: the plain mean, as SB3
+    :return: the loss and the absolute TD errors ``(batch, 1)`` (detached, on the device: reading them waits for
+        the GPU)
     """
     q_net, q_net_target = policy.q_net, policy.q_net_target
     with th.no_grad():
@@ -41,14 +45,17 @@ def double_dqn_step(
         target_q_values = rewards + (1 - dones) * discounts * next_q_values
     # Current Q-value estimates of the actions taken
     current_q_values = th.gather(q_net(observations), dim=1, index=actions.long())
-    # Huber loss (less sensitive to outliers)
-    loss = F.smooth_l1_loss(current_q_values, target_q_values)
+    # Huber loss (less sensitive to outliers); with prioritized replay, each sample weighted by its IS weight
+    if weights is None:
+        loss = F.smooth_l1_loss(current_q_values, target_q_values)
+    else:
+        loss = (weights * F.smooth_l1_loss(current_q_values, target_q_values, reduction="none")).mean()
     # Optimize the policy, with the gradient norm clipped
     policy.optimizer.zero_grad(set_to_none=set_to_none)
     loss.backward()
     th.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
     policy.optimizer.step()
-    return loss.detach()
+    return loss.detach(), (target_q_values - current_q_values.detach()).abs()
 
 
 def fuse_optimizer(optimizer: th.optim.Optimizer, device: th.device) -> None:
