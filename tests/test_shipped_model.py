@@ -128,14 +128,16 @@ def test_shipped_zoo_zip_predicts_like_the_weights():
     assert ZOO_ZIP.stat().st_size < 16 * 1024**2 and WORLD_1_1.stat().st_size < 16 * 1024**2
 
 
-def test_zoo_enjoy_runs_the_shipped_agent(tmp_path):
+@pytest.mark.parametrize("weights", SHIPPED, ids=lambda p: p.stem)
+def test_zoo_enjoy_runs_each_shipped_agent(weights, tmp_path):
+    env_id = weights.stem
     proc = subprocess.run(
-        [sys.executable, "-m", "rl_zoo3.enjoy", "--algo", "ddqn", "--env", "SuperMarioBros-1-1-v0", "-f", str(MODELS),
+        [sys.executable, "-m", "rl_zoo3.enjoy", "--algo", "ddqn", "--env", env_id, "-f", str(MODELS),
          "--exp-id", "1", "--no-render", "-n", "100"],
         cwd=tmp_path, capture_output=True, text=True, timeout=HANG_LIMIT, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "SuperMarioBros-1-1-v0.zip" in proc.stdout
+    assert f"{env_id}.zip" in proc.stdout
 
 
 @pytest.mark.parametrize("weights", SHIPPED, ids=lambda p: p.stem)

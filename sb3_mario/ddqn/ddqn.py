@@ -48,6 +48,9 @@ class DoubleDQN(DQN):
 
     whereas DQN uses ``max_a Q_target(s', a)``, which over-estimates action values.
 
+    With ``replay_buffer_class=PrioritizedFrameReplayBuffer`` (prioritized replay, Schaul et al. 2016), each
+    sample's Huber loss is scaled by its importance-sampling weight and its new TD error becomes its priority.
+
     Adam (and AdamW) run fused, one kernel for every weight, unless ``optimizer_kwargs`` sets ``fused`` or
     ``foreach``: the same algorithm, rounded differently (see :func:`fuse_optimizer`).
 
