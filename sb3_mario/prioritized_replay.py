@@ -17,7 +17,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_mario.buffers import FrameReplayBuffer
@@ -99,27 +98,20 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
         DoubleDQN("CnnPolicy", env, replay_buffer_class=PrioritizedFrameReplayBuffer,
                   replay_buffer_kwargs=dict(n_steps=3, gamma=0.9, alpha=0.6, beta=0.4))
 
-    :param buffer_size: Max number of transitions in the buffer
-    :param observation_space: the stacked, channel-first image space
-    :param action_space: Action space
-    :param device: PyTorch device the samples go to
-    :param n_envs: Number of parallel environments
+    :param args: :class:`~sb3_mario.FrameReplayBuffer`'s (``buffer_size``, ``observation_space``, ``action_space``,
+        ...)
     :param alpha: how much the TD errors shape the sampling (0: uniform, as ``FrameReplayBuffer``)
     :param beta: the importance-sampling exponent at the start of training; it rises linearly to ``beta_final``
         (:meth:`anneal`)
     :param beta_final: the exponent at the end of training (1: full correction of the sampling bias)
     :param epsilon: added to every |TD error|, so that no transition's priority is 0
-    :param kwargs: the other arguments of :class:`~sb3_mario.FrameReplayBuffer` (``n_steps``, ``gamma``,
+    :param kwargs: :class:`~sb3_mario.FrameReplayBuffer`'s keyword arguments (``n_envs``, ``n_steps``, ``gamma``,
         ``storage_device``, ...)
     """
 
     def __init__(
         self,
-        buffer_size: int,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        device: th.device | str = "auto",
-        n_envs: int = 1,
+        *args: Any,
         alpha: float = 0.6,
         beta: float = 0.4,
         beta_final: float = 1.0,
@@ -131,7 +123,7 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
                 raise ValueError(f"PrioritizedFrameReplayBuffer: {name} must be in [0, 1], got {value}.")
         if not epsilon > 0:
             raise ValueError(f"PrioritizedFrameReplayBuffer: epsilon must be > 0 (no priority may be 0): {epsilon}.")
-        super().__init__(buffer_size, observation_space, action_space, device, n_envs=n_envs, **kwargs)
+        super().__init__(*args, **kwargs)
         self.alpha, self.beta_initial, self.beta_final, self.epsilon = alpha, beta, beta_final, epsilon
         self.beta = beta
         self.sums = SegmentTree(self.buffer_size * self.n_envs, np.add, 0.0)
