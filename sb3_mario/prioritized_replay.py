@@ -49,7 +49,7 @@ class SegmentTree:
     """
 
     def __init__(self, size: int, op: np.ufunc, neutral: float) -> None:
-        self.size, self.op, self.neutral = size, op, neutral
+        self.op = op
         self.leaves = 1 << max(size - 1, 1).bit_length()  # a power of two >= size
         self.nodes = np.full(2 * self.leaves, neutral, dtype=np.float64)
 
@@ -131,17 +131,20 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
         #: the largest |TD error| + epsilon seen so far: a new transition's (before alpha)
         self.max_error = 1.0
         #: TD errors on their way from the device: (indices, pinned host copy, event), applied at the next sample
-        self._pending: tuple[np.ndarray, th.Tensor, th.cuda.Event | None] | None = None
+        self._pending: tuple[np.ndarray, th.Tensor, th.cuda.Event] | None = None
         self._pinned: th.Tensor | None = None
 
     def add(self, *args: Any, **kwargs: Any) -> None:
         """As :meth:`FrameReplayBuffer.add`; the new transitions get the largest priority so far."""
         row = self.pos
         super().add(*args, **kwargs)
-        indices = row * self.n_envs + np.arange(self.n_envs)
-        priority = np.full(self.n_envs, self.max_error**self.alpha)
-        self.sums.update(indices, priority)
-        self.minimums.update(indices, priority)
+        self._set_priorities(
+            row * self.n_envs + np.arange(self.n_envs), np.full(self.n_envs, self.max_error**self.alpha)
+        )
+
+    def _set_priorities(self, indices: np.ndarray, priorities: np.ndarray) -> None:
+        self.sums.update(indices, priorities)
+        self.minimums.update(indices, priorities)
 
     def anneal(self, progress: float) -> None:
         """
@@ -198,21 +201,21 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
             event.record()
             self._pending = (np.asarray(indices), host, event)
         else:
-            self._pending = (np.asarray(indices), errors.cpu(), None)
-            self._apply_pending()
+            self._apply(np.asarray(indices), errors.cpu())
 
     def _apply_pending(self) -> None:
         if self._pending is None:
             return
         indices, errors, event = self._pending
         self._pending = None
-        if event is not None:
-            event.synchronize()
+        event.synchronize()
+        self._apply(indices, errors)
+
+    def _apply(self, indices: np.ndarray, errors: th.Tensor) -> None:
+        """Priorities ``(|TD error| + epsilon) ** alpha`` from errors on the host; the largest error so far."""
         raw = errors.numpy().astype(np.float64) + self.epsilon
         self.max_error = max(self.max_error, float(raw.max()))
-        priority = raw**self.alpha
-        self.sums.update(indices, priority)
-        self.minimums.update(indices, priority)
+        self._set_priorities(indices, raw**self.alpha)
 
     def __getstate__(self) -> dict[str, Any]:
         self._apply_pending()  # the priorities are saved whole; CUDA events and pinned memory are not
