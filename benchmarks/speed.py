@@ -3,6 +3,7 @@
     python benchmarks/speed.py --n-envs 16 32 --repeats 3 --seconds 15 --plot docs/speed.png  # docs/speed.md's table
     python benchmarks/speed.py --only learner env                       # a subset: env, learner, e2e, memory
     python benchmarks/speed.py --only prioritized --batch-sizes 32 64   # the learner with prioritized replay
+    python benchmarks/speed.py --only prioritized-e2e --n-envs 16 --repeats 3 --seconds 30   # and end to end
     python benchmarks/speed.py --only learner e2e --plot speed.png      # also bar charts of those rows
 
 Prints one table: env pipeline per process vs the raw emulator; learner updates/s at batch 32 (SB3
@@ -11,7 +12,9 @@ for each ``--n-envs``, the emulator's ceiling (every env process stepping at onc
 end-to-end agent steps/s at one batch-32 gradient step per 4 transitions (SB3 DQN + SubprocVecEnv vs
 DoubleDQN with ``cuda_graph``, ``overlap_env_step`` and ``FrameReplayBuffer``, with ``async_envs`` and/or
 lock-step); replay memory for 1M transitions; with ``--only prioritized``, the learner with
-``PrioritizedFrameReplayBuffer`` against the same learner with ``FrameReplayBuffer``. Every ratio compares two
+``PrioritizedFrameReplayBuffer`` against the same learner with ``FrameReplayBuffer``, and with
+``--only prioritized-e2e`` the same two end to end (the fast path above, at the first ``--batch-sizes``, 3-step
+returns, interleaved). Every ratio compares two
 runs of this process. The end-to-end runs act at the start of the exploration schedule (epsilon ~1, random
 actions) unless ``--greedy`` puts them at its final epsilon (0.05), where most of a training run acts.
 """
@@ -163,6 +166,22 @@ def prioritized_row(device: str, updates: int, batch_size: int) -> None:
         f"{rates['uniform']:.0f} (uniform FrameReplayBuffer)",
         f"{rates['prioritized'] / rates['uniform']:.2f}x",
     )
+
+
+def bench_prioritized_e2e(device: str, n_envs: int, seconds: float, repeats: int, batch_size: int) -> None:
+    """End to end, DoubleDQN's fast path with prioritized replay against the same with uniform replay."""
+    rates: dict[str, list[float]] = {"uniform": [], "prioritized": []}
+    for _ in range(repeats):  # interleaved, so that a slow spell of the machine hits both
+        for name, buffer_class in (("uniform", FrameReplayBuffer), ("prioritized", PrioritizedFrameReplayBuffer)):
+            fast = dict(cuda_graph=True, overlap_env_step=True, async_envs=True, replay_buffer_class=buffer_class,
+                        replay_buffer_kwargs=dict(storage_device="auto", n_steps=3, gamma=0.9))  # fmt: skip
+            kwargs = dict(policy_kwargs=dict(features_extractor_class=MarioCNN), batch_size=batch_size, **fast)
+            rates[name].append(e2e(DoubleDQN, n_envs, seconds, device, gamma=0.9, **kwargs))
+    runs = f"median of {repeats} runs (range)" if repeats > 1 else "one run"
+    ratio = np.median(rates["prioritized"]) / np.median(rates["uniform"])
+    row(f"end to end, {n_envs} subprocess envs, 1 update of {batch_size} / 4 transitions, n_steps=3, prioritized "
+        f"replay (agent steps/s, {runs})", spread(rates["prioritized"]),
+        f"{spread(rates['uniform'])} (uniform FrameReplayBuffer)", f"{ratio:.2f}x")  # fmt: skip
 
 
 def _graphed_equals_eager(device: str) -> None:
@@ -355,6 +374,9 @@ def main() -> None:
     if "e2e" in args.only:
         for n_envs in args.n_envs:
             bench_e2e(args.device, n_envs, args.seconds, args.modes, args.repeats)
+    if "prioritized-e2e" in args.only:
+        for n_envs in args.n_envs:
+            bench_prioritized_e2e(args.device, n_envs, args.seconds, args.repeats, args.batch_sizes[0])
     if "memory" in args.only:
         bench_memory()
     print(f"\n| what ({card}) | sb3-mario | baseline | ratio |\n| --- | --- | --- | --- |")
