@@ -10,9 +10,12 @@ so drawing a batch and updating its priorities take O(batch * log N), in vectori
 
 :class:`~sb3_mario.DoubleDQN` weights its loss and sends the new TD errors back
 (:meth:`PrioritizedFrameReplayBuffer.update_priorities`); SB3's own ``DQN`` would draw prioritized batches but
-neither weight them nor update their priorities.
+neither weight them nor update their priorities. The new priorities take effect ``priority_lag`` train calls later
+(4 by default), as in distributed prioritized replay (Horgan et al., ICLR 2018), on every device alike: by then a
+GPU has long finished computing the errors, so the trainer never waits for it.
 """
 
+from collections import deque
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -105,6 +108,8 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
         (:meth:`anneal`)
     :param beta_final: the exponent at the end of training (1: full correction of the sampling bias)
     :param epsilon: added to every |TD error|, so that no transition's priority is 0
+    :param priority_lag: how many later :meth:`update_priorities` calls (one a ``train`` call) pass before the
+        priorities of a call take effect (0: at once; on a GPU that waits for its gradient steps to finish)
     :param kwargs: :class:`~sb3_mario.FrameReplayBuffer`'s keyword arguments (``n_envs``, ``n_steps``, ``gamma``,
         ``storage_device``, ...)
     """
@@ -116,6 +121,7 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
         beta: float = 0.4,
         beta_final: float = 1.0,
         epsilon: float = 1e-6,
+        priority_lag: int = 4,
         **kwargs: Any,
     ) -> None:
         for name, value in (("alpha", alpha), ("beta", beta), ("beta_final", beta_final)):
@@ -123,16 +129,21 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
                 raise ValueError(f"PrioritizedFrameReplayBuffer: {name} must be in [0, 1], got {value}.")
         if not epsilon > 0:
             raise ValueError(f"PrioritizedFrameReplayBuffer: epsilon must be > 0 (no priority may be 0): {epsilon}.")
+        if priority_lag < 0:
+            raise ValueError(f"PrioritizedFrameReplayBuffer: priority_lag must be >= 0 (train calls): {priority_lag}.")
         super().__init__(*args, **kwargs)
         self.alpha, self.beta_initial, self.beta_final, self.epsilon = alpha, beta, beta_final, epsilon
+        self.priority_lag = priority_lag
         self.beta = beta
         self.sums = SegmentTree(self.buffer_size * self.n_envs, np.add, 0.0)
         self.minimums = SegmentTree(self.buffer_size * self.n_envs, np.minimum, np.inf)
         #: the largest |TD error| + epsilon seen so far: a new transition's (before alpha)
         self.max_error = 1.0
-        #: TD errors on their way from the device: (indices, pinned host copy, event), applied at the next sample
-        self._pending: tuple[np.ndarray, th.Tensor, th.cuda.Event] | None = None
-        self._pinned: th.Tensor | None = None
+        #: TD errors not applied yet, oldest first: (indices, host copy, the copy's CUDA event or None, its pinned
+        #: buffer or None)
+        self._pending: deque[tuple[np.ndarray, th.Tensor, th.cuda.Event | None, th.Tensor | None]] = deque()
+        #: pinned host buffers free for the next copy from a GPU
+        self._free_pinned: list[th.Tensor] = []
 
     def add(self, *args: Any, **kwargs: Any) -> None:
         """As :meth:`FrameReplayBuffer.add`; the new transitions get the largest priority so far."""
@@ -154,8 +165,10 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
         self.beta = self.beta_initial + (self.beta_final - self.beta_initial) * min(max(progress, 0.0), 1.0)
 
     def probabilities(self, indices: np.ndarray) -> np.ndarray:
-        """:param indices: flat transition indices; :return: the probability of drawing each in one draw"""
-        self._apply_pending()
+        """
+        :param indices: flat transition indices
+        :return: the probability of drawing each in one draw, by the priorities in effect (not the pending ones)
+        """
         return self.sums.values(indices) / self.sums.root()
 
     def sample(self, batch_size: int, env: VecNormalize | None = None) -> PrioritizedSamples:  # type: ignore[override]
@@ -165,7 +178,6 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
         :return: the transitions (as :class:`~sb3_mario.FrameReplayBuffer` returns them), their importance-sampling
             weights and indices
         """
-        self._apply_pending()
         total = self.sums.root()
         targets = np.random.uniform(0.0, total, size=batch_size)
         indices = self.sums.find_prefix_sum(np.minimum(targets, np.nextafter(total, 0.0)))
@@ -184,41 +196,53 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
 
     def update_priorities(self, indices: np.ndarray, td_errors: th.Tensor) -> None:
         """
-        Set the priorities of sampled transitions from their new TD errors. On a GPU the errors are copied to the
-        host without waiting for it, and applied at the next :meth:`sample` (by then the copy is done).
+        Set the priorities of sampled transitions from their new TD errors, ``priority_lag`` calls from now. Errors
+        on a GPU are copied to the host without waiting for it; then the errors of ``priority_lag`` calls ago are
+        applied (waiting, at most, for a copy queued that long ago).
 
         :param indices: flat transition indices (:attr:`PrioritizedSamples.indices`)
         :param td_errors: their absolute TD errors, any shape with ``len(indices)`` elements, on any device
         """
-        self._apply_pending()
         errors = td_errors.detach().reshape(-1).float()
         if errors.device.type == "cuda":
-            if self._pinned is None or self._pinned.numel() < errors.numel():
-                self._pinned = th.empty(errors.numel(), dtype=th.float32, pin_memory=True)
-            host = self._pinned[: errors.numel()]  # free: the errors it held were applied above
+            pinned = next((b for b in self._free_pinned if b.numel() >= errors.numel()), None)
+            if pinned is None:
+                pinned = th.empty(errors.numel(), dtype=th.float32, pin_memory=True)
+            else:
+                self._free_pinned.remove(pinned)
+            host = pinned[: errors.numel()]
             host.copy_(errors, non_blocking=True)
             event = th.cuda.Event()
             event.record()
-            self._pending = (np.asarray(indices), host, event)
+            self._pending.append((np.asarray(indices), host, event, pinned))
         else:
-            self._apply(np.asarray(indices), errors.cpu())
+            self._pending.append((np.asarray(indices), errors.cpu().clone(), None, None))
+        while len(self._pending) > self.priority_lag:
+            self._apply_oldest()
 
-    def _apply_pending(self) -> None:
-        if self._pending is None:
-            return
-        indices, errors, event = self._pending
-        self._pending = None
-        event.synchronize()
-        self._apply(indices, errors)
+    def flush_priorities(self) -> None:
+        """Apply every pending TD error now (waiting for their copies from the GPU, if any)."""
+        while self._pending:
+            self._apply_oldest()
 
-    def _apply(self, indices: np.ndarray, errors: th.Tensor) -> None:
-        """Priorities ``(|TD error| + epsilon) ** alpha`` from errors on the host; the largest error so far."""
+    def _apply_oldest(self) -> None:
+        """Priorities ``(|TD error| + epsilon) ** alpha`` from the oldest pending errors; the largest error so far."""
+        indices, errors, event, pinned = self._pending.popleft()
+        if event is not None:
+            event.synchronize()
         raw = errors.numpy().astype(np.float64) + self.epsilon
+        if pinned is not None:
+            self._free_pinned.append(pinned)  # raw is a copy: the buffer may take the next errors
         self.max_error = max(self.max_error, float(raw.max()))
         self._set_priorities(indices, raw**self.alpha)
 
     def __getstate__(self) -> dict[str, Any]:
-        self._apply_pending()  # the priorities are saved whole; CUDA events and pinned memory are not
+        # the pending errors are saved as plain host tensors, still pending; CUDA events and pinned memory are not
         state = super().__getstate__()
-        state["_pinned"] = None
+        pending: deque[tuple[np.ndarray, th.Tensor, None, None]] = deque()
+        for indices, errors, event, _ in self._pending:
+            if event is not None:
+                event.synchronize()
+            pending.append((indices, errors.clone(), None, None))
+        state["_pending"], state["_free_pinned"] = pending, []
         return state

@@ -48,7 +48,7 @@ def prioritized(n_envs: int = 2, steps: int = 60, buffer_size: int = 200, **kwar
 
 
 def test_new_transitions_get_the_largest_priority_and_td_errors_set_theirs():
-    buffer = prioritized(alpha=0.5, epsilon=0.01)
+    buffer = prioritized(alpha=0.5, epsilon=0.01, priority_lag=0)
     stored = np.arange(60 * 2)
     # before any update every transition has priority 1 ** alpha: uniform
     assert np.allclose(buffer.probabilities(stored), 1 / 120)
@@ -65,7 +65,7 @@ def test_new_transitions_get_the_largest_priority_and_td_errors_set_theirs():
 
 
 def test_draws_follow_the_priorities_and_weights_correct_them():
-    buffer = prioritized(n_envs=1, steps=4, buffer_size=10, alpha=1.0, beta=0.5, epsilon=1e-9)
+    buffer = prioritized(n_envs=1, steps=4, buffer_size=10, alpha=1.0, beta=0.5, epsilon=1e-9, priority_lag=0)
     errors = np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32)  # P = 0.1, 0.2, 0.3, 0.4
     buffer.update_priorities(np.arange(4), th.tensor(errors))
     np.random.seed(0)
@@ -141,11 +141,32 @@ def test_the_weighted_loss_and_the_td_errors_are_hand_computable():
     assert loss.item() == pytest.approx(huber.mean().item(), rel=1e-6)
 
 
+def test_new_priorities_take_effect_priority_lag_calls_later_and_pending_ones_survive_a_pickle():
+    buffer = prioritized(alpha=1.0, epsilon=1e-9, priority_lag=2)
+    calls = [(np.array([0, 1]), [5.0, 6.0]), (np.array([1, 2]), [7.0, 8.0]), (np.array([3]), [9.0])]
+    in_effect = []
+    for indices, errors in calls:
+        buffer.update_priorities(indices, th.tensor(errors))
+        in_effect.append(buffer.sums.values(np.arange(4)).round(6).tolist())
+    # the first two calls change nothing; the third applies the first; the uniform start is priority 1
+    assert in_effect == [[1, 1, 1, 1], [1, 1, 1, 1], [5, 6, 1, 1]]
+    assert buffer.max_error == pytest.approx(6.0)
+    # a pickled buffer keeps the two calls still pending, and applies them as the original does
+    copied = copy.deepcopy(buffer)
+    for b in (buffer, copied):
+        b.flush_priorities()  # in order: the second call's 7.0 for index 1 replaces the first's 6.0
+        assert b.sums.values(np.arange(4)).round(6).tolist() == [5, 7, 8, 9]
+    assert copied.max_error == buffer.max_error == pytest.approx(9.0)
+    assert np.array_equal(copied.minimums.nodes, buffer.minimums.nodes)
+
+
 def test_bad_settings_name_their_range():
     with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
         prioritized(alpha=1.5)
     with pytest.raises(ValueError, match="epsilon must be > 0"):
         prioritized(epsilon=0.0)
+    with pytest.raises(ValueError, match="priority_lag must be >= 0"):
+        prioritized(priority_lag=-1)
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_gpu)])
@@ -166,7 +187,7 @@ def test_graphed_prioritized_steps_equal_eager_ones(device):
     for model in models:
         np.random.seed(7)
         model.train(gradient_steps=4, batch_size=32)
-        model.replay_buffer._apply_pending()
+        model.replay_buffer.flush_priorities()
     rtol = 1e-5 if device == "cpu" else 1e-4
     for (name, a), b in zip(plain.policy.state_dict().items(), fast.policy.state_dict().values(), strict=True):
         assert th.allclose(a, b, rtol=rtol, atol=1e-6), name
