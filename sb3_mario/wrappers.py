@@ -43,6 +43,18 @@ REWARD_CLIP = 15.0
 EPISODE_RECORDERS: tuple[type[gym.Wrapper], ...] = (Monitor, gym.wrappers.RecordEpisodeStatistics)
 
 
+def level_x(x_pos: int) -> int:
+    """
+    gym-super-mario-bros' ``x_pos`` (the screen page * 256 + x, 16 bits) as a signed number. The maze castles'
+    loops (4-4, 7-4) send Mario back a few pages, below page 0 when the loop comes early: the page reads 255 and
+    ``x_pos`` 65,000-odd, where Mario is in fact a few pixels before the level's start.
+
+    :param x_pos: the info field
+    :return: the same position, negative where the page is 128 or more
+    """
+    return x_pos - 0x10000 if x_pos >= 0x8000 else x_pos
+
+
 def classic_reward(info: dict[str, Any], x_last: int, time_last: int) -> float:
     """
     The reward of the seed (gym-super-mario-bros 7.x) for one NES frame, from the info fields of that frame:
@@ -50,11 +62,11 @@ def classic_reward(info: dict[str, Any], x_last: int, time_last: int) -> float:
     clipped to [-15, 15].
 
     :param info: the info dict of the frame
-    :param x_last: ``x_pos`` of the frame before
+    :param x_last: ``level_x(x_pos)`` of the frame before
     :param time_last: ``time`` (game clock) of the frame before
     :return: the frame's reward
     """
-    dx = int(info["x_pos"]) - x_last
+    dx = level_x(int(info["x_pos"])) - x_last
     progress = dx if -MAX_X_STEP <= dx <= MAX_X_STEP else 0
     clock = min(0, int(info["time"]) - time_last)
     death = DEATH_PENALTY if info["is_dying"] or info["is_dead"] else 0.0
@@ -134,7 +146,7 @@ class MarioCore(gym.Wrapper):
         return obs.reshape(self.observation_space.shape)
 
     def _track(self, info: dict[str, Any]) -> None:
-        self._x_last = int(info["x_pos"])
+        self._x_last = level_x(int(info["x_pos"]))
         self._time_last = int(info.get("time", 0))
         self._max_x = max(self._max_x, self._x_last)
         info["max_x_pos"] = self._max_x
@@ -217,7 +229,9 @@ class MarioWrapper(gym.Wrapper):
     (3 channels with ``grayscale=False``); stack them with ``VecFrameStack`` (zoo: ``frame_stack: 4``).
 
     The info dict keeps gym-super-mario-bros' fields of the last frame (``flag_get``, ``x_pos``, ...) and
-    adds ``max_x_pos``, the farthest ``x_pos`` of the episode so far.
+    adds ``max_x_pos``, the farthest ``x_pos`` of the episode so far (read by :func:`level_x`, so that a castle's
+    loop, which sends Mario back, does not count as a jump forward; the classic reward and ``stuck_steps`` read it
+    so too).
 
     When ``env`` is a ``Monitor`` (or gymnasium's ``RecordEpisodeStatistics``), as SB3's ``make_vec_env`` and
     rl-zoo build it, the work is done by a :class:`MarioCore` placed beneath it, so that the Monitor records

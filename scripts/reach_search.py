@@ -19,7 +19,7 @@ import gym_super_mario_bros
 from nes_py.wrappers import JoypadSpace
 
 from sb3_mario.env import check_mario_env_id
-from sb3_mario.wrappers import ACTION_SETS
+from sb3_mario.wrappers import ACTION_SETS, level_x
 
 FRAME_SKIP = 4
 CELL = (6, 12)  # pixels of x and y that make one cell: the beam keeps one state per cell
@@ -77,10 +77,11 @@ def search(env_id: str, actions: str = "right_only", hold: int = 3, beam: int = 
                     held += 1
                 if died:
                     continue
-                cell = (info["x_pos"] // CELL[0], info["y_pos"] // CELL[1])
+                x = level_x(int(info["x_pos"]))  # a castle's loop sends Mario back, below x = 0 if early
+                cell = (x // CELL[0], info["y_pos"] // CELL[1])
                 steps = taken + [action] * held  # fewer than hold where the flag came first
-                if cell not in cells or cells[cell][2] < info["x_pos"]:
-                    cells[cell] = (nes.dump_state(), steps, info["x_pos"], info["flag_get"])
+                if cell not in cells or cells[cell][2] < x:
+                    cells[cell] = (nes.dump_state(), steps, x, info["flag_get"])
         if not cells:
             break
         kept = sorted(cells.values(), key=lambda c: -c[2])[:beam]

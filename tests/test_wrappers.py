@@ -7,7 +7,7 @@ import pytest
 from stable_baselines3.common.vec_env import SubprocVecEnv
 
 from sb3_mario import MarioWrapper, make_mario_env, mario_env_ids
-from sb3_mario.wrappers import ACTION_SETS
+from sb3_mario.wrappers import ACTION_SETS, level_x
 
 ENV_ID = "SuperMarioBros-1-1-v0"
 RIGHT = 1  # ["right"] in every action set
@@ -129,6 +129,30 @@ def test_info_keeps_flag_and_position_and_adds_max_x():
         _, _, _, _, info = env.step(RIGHT)
     assert {"flag_get", "x_pos", "max_x_pos"} <= set(info)
     assert info["max_x_pos"] >= info["x_pos"] > 40
+
+
+#: right-only agent steps (action, repeats) on World 4-4 up to its first loop, which sends Mario back 4 pages
+CASTLE_LOOP = [(3, 3), (1, 3), (0, 6), (2, 3), (1, 3), (3, 3), (2, 3), (0, 6), (3, 3), (2, 3), (3, 3), (2, 3), (3, 3),
+               (2, 3), (3, 9), (2, 6), (0, 3), (3, 3), (2, 3), (3, 3), (2, 3), (3, 3), (2, 3), (0, 9), (1, 3), (3, 3),
+               (0, 3), (1, 10)]  # fmt: skip
+
+
+def test_a_castle_loop_sends_mario_back_without_a_65000_pixel_jump():
+    assert level_x(1009) == 1009 and level_x(0xFFF3) == -13 and level_x(0) == 0
+    env = MarioWrapper(gym.make("SuperMarioBros-4-4-v0"), noop_max=0, reward_scale=1.0, stuck_steps=None)
+    env.reset(seed=0)
+    raw, farthest, rewards = [], [], []
+    for action, repeats in CASTLE_LOOP:
+        for _ in range(repeats):
+            _, reward, terminated, truncated, info = env.step(action)
+            assert not (terminated or truncated)
+            raw.append(info["x_pos"])
+            farthest.append(info["max_x_pos"])
+            rewards.append(reward)
+    loop = next(k for k, x in enumerate(raw) if x >= 0x8000)  # the page counter went below 0
+    assert 990 <= raw[loop - 1] <= 1030 and level_x(raw[loop]) < 0
+    assert max(raw[:loop]) <= farthest[-1] < 1100  # the farthest point of the level, not the counter's wrap
+    assert max(rewards[loop:]) <= 4 * 5  # no progress reward for the jump; at most 5 pixels a frame after it
 
 
 @pytest.mark.parametrize("actions", sorted(ACTION_SETS))
