@@ -97,6 +97,16 @@ def bench_ceiling(n_envs: int, seconds: float) -> float:
     return ceiling
 
 
+def fast_path(buffer_class: type = FrameReplayBuffer, **buffer_kwargs) -> dict:
+    """DoubleDQN's fast-path keyword arguments: MarioCNN, the graphed update, replay stored on the GPU if any."""
+    return dict(
+        policy_kwargs=dict(features_extractor_class=MarioCNN),
+        cuda_graph=True,
+        replay_buffer_class=buffer_class,
+        replay_buffer_kwargs=dict(storage_device="auto", **buffer_kwargs),
+    )
+
+
 def filled(algorithm, device: str, **kwargs):
     env = make_mario_env(ENV_ID, n_envs=1, seed=0)
     model = algorithm("CnnPolicy", env, buffer_size=20_000, learning_starts=10**9, device=device, seed=0, **kwargs)
@@ -134,12 +144,7 @@ def bench_learner(device: str, updates: int, batch_sizes: tuple[int, ...] = (32,
 
 def learner_row(device: str, updates: int, batch_size: int, n_steps: int) -> None:
     sb3 = filled(DQN, device, n_steps=n_steps, gamma=0.9)
-    fast = dict(
-        cuda_graph=True,
-        replay_buffer_class=FrameReplayBuffer,
-        replay_buffer_kwargs=dict(storage_device="auto", n_steps=n_steps, gamma=0.9),
-    )
-    ours = filled(DoubleDQN, device, gamma=0.9, policy_kwargs=dict(features_extractor_class=MarioCNN), **fast)
+    ours = filled(DoubleDQN, device, gamma=0.9, **fast_path(n_steps=n_steps, gamma=0.9))
     sb3_rate = time_train(sb3, updates, batch_size=batch_size)
     our_rate = time_train(ours, updates, batch_size=batch_size)
     if batch_size == 32:
@@ -156,9 +161,7 @@ def prioritized_row(device: str, updates: int, batch_size: int) -> None:
     """The learner with prioritized replay against the same learner with uniform replay (3-step returns)."""
     rates = {}
     for name, buffer_class in (("uniform", FrameReplayBuffer), ("prioritized", PrioritizedFrameReplayBuffer)):
-        model = filled(DoubleDQN, device, gamma=0.9, policy_kwargs=dict(features_extractor_class=MarioCNN),
-                       cuda_graph=True, replay_buffer_class=buffer_class,
-                       replay_buffer_kwargs=dict(storage_device="auto", n_steps=3, gamma=0.9))  # fmt: skip
+        model = filled(DoubleDQN, device, gamma=0.9, **fast_path(buffer_class, n_steps=3, gamma=0.9))
         rates[name] = time_train(model, updates, batch_size=batch_size)
     row(
         f"learner, batch {batch_size}, n_steps=3, prioritized replay (updates/s)",
@@ -173,10 +176,9 @@ def bench_prioritized_e2e(device: str, n_envs: int, seconds: float, repeats: int
     rates: dict[str, list[float]] = {"uniform": [], "prioritized": []}
     for _ in range(repeats):  # interleaved, so that a slow spell of the machine hits both
         for name, buffer_class in (("uniform", FrameReplayBuffer), ("prioritized", PrioritizedFrameReplayBuffer)):
-            fast = dict(cuda_graph=True, overlap_env_step=True, async_envs=True, replay_buffer_class=buffer_class,
-                        replay_buffer_kwargs=dict(storage_device="auto", n_steps=3, gamma=0.9))  # fmt: skip
-            kwargs = dict(policy_kwargs=dict(features_extractor_class=MarioCNN), batch_size=batch_size, **fast)
-            rates[name].append(e2e(DoubleDQN, n_envs, seconds, device, gamma=0.9, **kwargs))
+            fast = fast_path(buffer_class, n_steps=3, gamma=0.9)
+            rates[name].append(e2e(DoubleDQN, n_envs, seconds, device, gamma=0.9, batch_size=batch_size,
+                                   overlap_env_step=True, async_envs=True, **fast))  # fmt: skip
     runs = f"median of {repeats} runs (range)" if repeats > 1 else "one run"
     ratio = np.median(rates["prioritized"]) / np.median(rates["uniform"])
     row(f"end to end, {n_envs} subprocess envs, 1 update of {batch_size} / 4 transitions, n_steps=3, prioritized "
@@ -264,14 +266,7 @@ def bench_e2e(device: str, n_envs: int, seconds: float, modes: list[str], repeat
         rates["sb3"].append(e2e(DQN, n_envs, seconds, device, optimize_memory_usage=True,
                                 replay_buffer_kwargs=dict(handle_timeout_termination=False)))  # fmt: skip
         for mode in modes:
-            fast = dict(
-                cuda_graph=True,
-                overlap_env_step=True,
-                async_envs=mode == "async",
-                replay_buffer_class=FrameReplayBuffer,
-                replay_buffer_kwargs=dict(storage_device="auto"),  # the GPU if any, as the zoo config
-            )
-            kwargs = dict(policy_kwargs=dict(features_extractor_class=MarioCNN), **fast)
+            kwargs = dict(overlap_env_step=True, async_envs=mode == "async", **fast_path())  # as the zoo config
             rates[mode].append(e2e(DoubleDQN, n_envs, seconds, device, **kwargs))
     sb3 = float(np.median(rates["sb3"]))
     runs = f"median of {repeats} runs (range)" if repeats > 1 else "one run"

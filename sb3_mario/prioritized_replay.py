@@ -12,7 +12,7 @@ so drawing a batch and updating its priorities take O(batch * log N), in vectori
 (:meth:`PrioritizedFrameReplayBuffer.update_priorities`); SB3's own ``DQN`` would draw prioritized batches but
 neither weight them nor update their priorities. The new priorities take effect ``priority_lag`` train calls later
 (4 by default), as in distributed prioritized replay (Horgan et al., ICLR 2018), on every device alike: by then a
-GPU has long finished computing the errors, so the trainer never waits for it.
+GPU has as a rule finished computing the errors, so the trainer does not wait for its latest gradient steps.
 """
 
 from collections import deque
