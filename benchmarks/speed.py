@@ -98,7 +98,13 @@ def bench_ceiling(n_envs: int, seconds: float) -> float:
 
 
 def fast_path(buffer_class: type = FrameReplayBuffer, **buffer_kwargs) -> dict:
-    """DoubleDQN's fast-path keyword arguments: MarioCNN, the graphed update, replay stored on the GPU if any."""
+    """
+    DoubleDQN's fast-path keyword arguments: MarioCNN, the graphed update, replay stored on the GPU if any.
+
+    :param buffer_class: the replay buffer class
+    :param buffer_kwargs: its keyword arguments beside ``storage_device``
+    :return: keyword arguments for ``DoubleDQN``
+    """
     return dict(
         policy_kwargs=dict(features_extractor_class=MarioCNN),
         cuda_graph=True,
