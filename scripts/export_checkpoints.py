@@ -4,9 +4,10 @@
 
 Each ``rl_model_<steps>_steps.zip`` (and the final ``<env>.zip``, as ``rl_model_<num_timesteps>_steps``) not
 exported yet becomes ``.pt`` + ``.json`` (:func:`sb3_mario.weights.export_weights`, mtime of the zip kept so
-that ``scripts/learning_curve.py`` knows when it was saved), ``--per-tar`` of them to a tar in ``--out``, with
-the run's monitor files, config and arguments. With ``--final``, also the run's own pick, ``best_model.zip`` (as
-``best_model.pt`` + ``.json``), and its evaluation log ``evaluations.npz``.
+that ``scripts/learning_curve.py`` knows when it was saved), ``--per-tar`` of them to a tar in ``--out``
+(``<algo>_<run folder>_<steps>.tar``), with the run's monitor files, config and arguments. With ``--final``, also
+the run's own pick, ``best_model.zip`` (as ``best_model.pt`` + ``.json``), and its evaluation log
+``evaluations.npz``.
 """
 
 import argparse
@@ -65,7 +66,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for i in range(0, len(new), args.per_tar):
         steps = (re.findall(r"\d+", new[i][0].name) or ["best"])[0]
-        with tarfile.open(args.out / f"{args.algo}_{steps}.tar", "w") as tar:
+        # named by run folder too: the runs of one box export into one folder
+        with tarfile.open(args.out / f"{args.algo}_{args.run.name}_{steps}.tar", "w") as tar:
             for files in new[i : i + args.per_tar]:
                 for file in files:
                     tar.add(file, arcname=file.name)

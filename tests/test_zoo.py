@@ -253,7 +253,7 @@ def test_checkpoints_export_to_weights_and_draw_a_learning_curve(ddqn_run, tmp_p
         cwd=tmp_path)  # fmt: skip
     tars = sorted(out.glob("ddqn_*.tar"))
     # 200 and 400 (the final model is the 400-step one); the run's own pick, best_model.zip, in a tar of its own
-    assert [t.name for t in tars] == ["ddqn_200.tar", "ddqn_best.tar"]
+    assert [t.name for t in tars] == [f"ddqn_{ENV_ID}_1_200.tar", f"ddqn_{ENV_ID}_1_best.tar"]
     with tarfile.open(tars[1]) as tar:
         assert {"best_model.pt", "best_model.json", "evaluations.npz"} <= set(tar.getnames())
     curve_run = tmp_path / "curve" / "ddqn" / f"{ENV_ID}_1"
