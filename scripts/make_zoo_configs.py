@@ -1,4 +1,5 @@
-"""Regenerate zoo_configs/{ddqn,dqn,qrdqn}.yml: one tuned Mario section, aliased for every Mario env id.
+"""Regenerate zoo_configs/{ddqn,dqn,qrdqn}.yml: one tuned Mario section, aliased for every Mario env id
+but the stages that need something else (``STAGES``), which get a section of their own.
 
     python scripts/make_zoo_configs.py
 
@@ -6,6 +7,8 @@ The classic-env sections of ddqn.yml are rl-zoo's DQN ones (Double DQN drops in 
 """
 
 from pathlib import Path
+
+import gymnasium as gym
 
 from sb3_mario.env import mario_env_ids
 
@@ -16,15 +19,7 @@ MARIO = """\
 # reward scaled by 0.1, random 0-30 no-op starts, episodes cut after 200 steps without progress.
 # 16 envs (run with --vec-env subproc) x 8 gradient steps per vec step = one batch-32 update per 2 transitions.
 {anchor_id}: &mario
-  env_wrapper:
-    - sb3_mario.wrappers.MarioWrapper:
-        actions: right_only
-        frame_skip: 4
-        reward: classic
-        reward_scale: 0.1
-        noop_max: 30
-        stuck_steps: 200
-  frame_stack: 4
+{wrapper}  frame_stack: 4
   monitor_kwargs: "dict(info_keywords=('flag_get', 'x_pos'))"
   policy: 'CnnPolicy'
 {algo_specific}  n_envs: 16
@@ -43,16 +38,47 @@ MARIO = """\
 # Super Mario Bros. 2 (USA) reports no game clock, so it keeps gym-super-mario-bros' own reward.
 _mario_native: &mario_native
   <<: *mario
+{native_wrapper}
+"""
+
+
+def mario_wrapper(actions: str = "right_only", reward: str = "classic") -> str:
+    """
+    :param actions: ``MarioWrapper``'s action set
+    :param reward: ``MarioWrapper``'s reward
+    :return: the ``env_wrapper`` entry of a Mario section (yaml merges keys one level deep, so a section that
+        changes one of the wrapper's arguments restates them all)
+    """
+    return f"""\
   env_wrapper:
     - sb3_mario.wrappers.MarioWrapper:
-        actions: right_only
+        actions: {actions}
         frame_skip: 4
-        reward: native
+        reward: {reward}
         reward_scale: 0.1
         noop_max: 30
         stuck_steps: 200
-
 """
+
+
+#: SMB1 stages whose section differs from 1-1's: (world, stage) -> (why, in one line; MarioWrapper's action set)
+STAGES: dict[tuple[int, int], tuple[str, str]] = {
+    (8, 4): ("World 8-4 goes on down pipes: the complex action set has `down`.", "complex"),
+}
+
+
+def smb1_stage(env_id: str) -> tuple[int, int] | None:
+    """
+    :param env_id: a gym-super-mario-bros id
+    :return: the (world, stage) of an SMB1 single-stage id, else None (the Lost Levels, SMB2 and SMB3 too)
+    """
+    spec = gym.envs.registry[env_id]
+    smb1 = spec.entry_point == "gym_super_mario_bros:SuperMarioBrosEnv" and not spec.kwargs.get("lost_levels")
+    if not smb1 or "target" not in spec.kwargs:
+        return None
+    world, stage = spec.kwargs["target"]
+    return world, stage
+
 
 # DoubleDQN uses the fast path: frames stored once (kept on the GPU when there is one), 3-step returns,
 # each gradient step one CUDA graph, taken while the envs step; each env worker served as soon as its step arrives.
@@ -162,10 +188,18 @@ def render(algo: str) -> str:
     text = HEADER.format(algo=algo)
     if algo == "ddqn":
         text += "\n# Classic-control and Atari settings: rl-zoo's DQN ones.\n" + CLASSIC
-    text += MARIO.format(anchor_id=FIRST, algo_specific=algo_specific)
-    text += "# Every other gym-super-mario-bros id uses the same settings.\n"
+    text += MARIO.format(
+        anchor_id=FIRST,
+        algo_specific=algo_specific,
+        wrapper=mario_wrapper(),
+        native_wrapper=mario_wrapper(reward="native"),
+    )
+    own = {env_id: STAGES[stage] for env_id in mario_env_ids() if (stage := smb1_stage(env_id)) in STAGES}
+    for env_id, (why, actions) in own.items():
+        text += f"# {why}\n{env_id}:\n  <<: *mario\n{mario_wrapper(actions=actions)}\n"
+    text += "# Every other gym-super-mario-bros id uses the 1-1 settings.\n"
     for env_id in mario_env_ids():
-        if env_id != FIRST:
+        if env_id != FIRST and env_id not in own:
             text += f"{env_id}: {'*mario_native' if env_id.startswith('SuperMarioBros2USA') else '*mario'}\n"
     return text
 

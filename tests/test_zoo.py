@@ -228,6 +228,34 @@ def test_configs_cover_every_mario_id(algo):
     assert default_config(algo, "CartPole-v1") == (str(config_dir() / "ddqn.yml") if algo == "ddqn" else None)
 
 
+@pytest.mark.parametrize("algo", ["ddqn", "dqn", "qrdqn"])
+def test_world_8_4_trains_with_down_and_otherwise_the_1_1_recipe(algo):
+    import gymnasium as gym
+    from rl_zoo3.utils import get_wrapper_class
+
+    from sb3_mario.zoo import config_dir
+
+    sections = yaml.safe_load((config_dir() / f"{algo}.yml").read_text())
+    first = sections["SuperMarioBros-1-1-v0"]
+    for env_id in ("SuperMarioBros-8-4-v0", "SuperMarioBros8-4-v0"):
+        section = sections[env_id]
+        assert {k: v for k, v in section.items() if k != "env_wrapper"} == {
+            k: v for k, v in first.items() if k != "env_wrapper"
+        }
+        kwargs = section["env_wrapper"][0]["sb3_mario.wrappers.MarioWrapper"]
+        first_kwargs = first["env_wrapper"][0]["sb3_mario.wrappers.MarioWrapper"]
+        assert kwargs == {**first_kwargs, "actions": "complex"}
+    # the Lost Levels' 8-4 is another stage of another game: the 1-1 settings
+    assert sections["SuperMarioBros2-8-4-v0"] == first
+    # the env rl-zoo builds from that section has an action with down
+    env = get_wrapper_class(sections["SuperMarioBros-8-4-v0"])(gym.make("SuperMarioBros-8-4-v0"))
+    try:
+        assert "down" in env.get_wrapper_attr("get_action_meanings")()
+        assert env.action_space.n == len(env.get_wrapper_attr("get_action_meanings")()) == 12
+    finally:
+        env.close()
+
+
 @pytest.mark.slow
 def test_mario_eval_callback_from_a_zoo_yml(tmp_path):
     conf = tmp_path / "with_callback.yml"
