@@ -194,11 +194,12 @@ def render(algo: str) -> str:
         wrapper=mario_wrapper(),
         native_wrapper=mario_wrapper(reward="native"),
     )
-    own = {env_id: STAGES[stage] for env_id in mario_env_ids() if (stage := smb1_stage(env_id)) in STAGES}
+    ids = mario_env_ids()
+    own = {env_id: STAGES[stage] for env_id in ids if (stage := smb1_stage(env_id)) in STAGES}
     for env_id, (why, actions) in own.items():
         text += f"# {why}\n{env_id}:\n  <<: *mario\n{mario_wrapper(actions=actions)}\n"
     text += "# Every other gym-super-mario-bros id uses the 1-1 settings.\n"
-    for env_id in mario_env_ids():
+    for env_id in ids:
         if env_id != FIRST and env_id not in own:
             text += f"{env_id}: {'*mario_native' if env_id.startswith('SuperMarioBros2USA') else '*mario'}\n"
     return text
