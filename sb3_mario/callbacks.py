@@ -17,6 +17,26 @@ from sb3_mario.evaluation import MarioEvalResult, evaluate_mario
 from sb3_mario.weights import export_weights
 
 
+def training_pipeline(train_env: VecEnv) -> tuple[str, dict[str, Any], int]:
+    """
+    :param train_env: a VecEnv of :func:`~sb3_mario.env.make_mario_env` (or rl-zoo's, with ``MarioWrapper``)
+    :return: its env id, its ``MarioWrapper`` arguments and its frame stack (1 without ``VecFrameStack``)
+    """
+    frame_stack, env = 1, train_env
+    while isinstance(env, VecEnvWrapper):
+        if isinstance(env, VecFrameStack):
+            frame_stack = env.stacked_obs.n_stack
+        env = env.venv
+    try:
+        wrapper_kwargs = dict(train_env.get_attr("mario_kwargs", indices=[0])[0])
+    except AttributeError as exc:
+        raise ValueError(
+            "Found no MarioWrapper in the training env: train on sb3_mario.make_mario_env(...) (MarioEvalCallback "
+            "also takes an eval_env=... of your own)."
+        ) from exc
+    return train_env.get_attr("spec", indices=[0])[0].id, wrapper_kwargs, frame_stack
+
+
 class MarioEvalCallback(BaseCallback):
     """
     Every ``eval_freq`` calls, play ``n_eval_episodes`` greedy episodes and log ``eval/clear_rate``,
@@ -113,20 +133,8 @@ class MarioEvalCallback(BaseCallback):
             self._owns_eval_env = True
 
     def _pipeline_of(self, train_env: VecEnv) -> tuple[str, dict[str, Any], int]:
-        # the training env's id, MarioWrapper arguments (with this callback's noop_max, sticky_actions) and stack
-        frame_stack, env = 1, train_env
-        while isinstance(env, VecEnvWrapper):
-            if isinstance(env, VecFrameStack):
-                frame_stack = env.stacked_obs.n_stack
-            env = env.venv
-        try:
-            wrapper_kwargs = dict(train_env.get_attr("mario_kwargs", indices=[0])[0])
-        except AttributeError as exc:
-            raise ValueError(
-                "MarioEvalCallback could not find MarioWrapper in the training env; train on "
-                "sb3_mario.make_mario_env(...) or pass eval_env=..."
-            ) from exc
-        env_id = train_env.get_attr("spec", indices=[0])[0].id
+        # the training env's pipeline, with this callback's noop_max and sticky_actions
+        env_id, wrapper_kwargs, frame_stack = training_pipeline(train_env)
         wrapper_kwargs["noop_max"] = self.noop_max
         if self.sticky_actions is not None:
             wrapper_kwargs["sticky_actions"] = self.sticky_actions
