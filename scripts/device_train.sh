@@ -6,7 +6,8 @@
 #       detached (setsid): run k gets GPU k and core group k; logs in /tmp/logs/<algo>/<env>_<n>,
 #       stdout in /tmp/train_<algo>_<env>_<seed>.log
 #   scripts/device_train.sh status                 # the last log line of each run
-#   scripts/device_train.sh export [--final]       # new checkpoints of every run, as tars in $OUT
+#   scripts/device_train.sh export [--final]       # new checkpoints of every run, as tars in $OUT, as many as
+#       one device call brings back (8 files, 64 MiB): the others on the next export
 #   scripts/device_train.sh wait SECONDS           # until every run has ended or SECONDS have passed, then
 #       status and export (--final once they have ended): one call that keeps a lent machine busy while it polls
 set -uo pipefail
@@ -46,7 +47,8 @@ export)
     [ -d "$run" ] || continue
     algo=$(basename "$(dirname "$run")")
     env_id=$(basename "$run" | sed 's/_[0-9]*$//')
-    python scripts/export_checkpoints.py "$run" --algo "$algo" --env "$env_id" --out "$OUT" --per-tar 2 ${2:-}
+    python scripts/export_checkpoints.py "$run" --algo "$algo" --env "$env_id" --out "$OUT" --per-tar 2 \
+      --max-files 8 --max-mib 63 ${2:-}
   done
   ;;
 wait)
@@ -57,7 +59,7 @@ wait)
   if pgrep -f "[s]b3_mario.train" > /dev/null; then bash "$0" export; else bash "$0" export --final; fi
   ;;
 *)
-  sed -n '2,11p' "$0"
+  sed -n '2,12p' "$0"
   exit 2
   ;;
 esac

@@ -341,6 +341,34 @@ def test_checkpoints_export_to_weights_and_draw_a_learning_curve(ddqn_run, tmp_p
 
 
 @pytest.mark.slow
+def test_export_fills_out_up_to_its_limits_and_leaves_the_rest_for_the_next_call(ddqn_run, tmp_path):
+    run_dir = tmp_path / "copy" / f"{ENV_ID}_1"  # tars are named by run folder
+    shutil.copytree(ddqn_run / "logs" / "ddqn" / f"{ENV_ID}_1", run_dir, ignore=shutil.ignore_patterns("exported"))
+    script = str(Path(__file__).resolve().parent.parent / "scripts" / "export_checkpoints.py")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "already.there").write_bytes(b"x")  # what --out holds counts
+
+    def export(*limits: str) -> str:
+        return run(script, str(run_dir), "--algo", "ddqn", "--out", str(out), "--final", *limits, cwd=tmp_path)
+
+    # room for one more file: the tar of 200 and 400; the run's pick waits
+    said = export("--max-files", "2")
+    assert sorted(p.name for p in out.glob("*.tar")) == [f"ddqn_{ENV_ID}_1_200.tar"]
+    assert "left for the next export (--max-files, --max-mib): ['best_model.zip']" in said
+    # too few bytes for it: nothing written, nothing marked as exported
+    said = export("--max-files", "3", "--max-mib", "0.01")
+    assert len(list(out.glob("*.tar"))) == 1 and not (run_dir / "exported" / "best_model.pt").exists()
+    assert "['best_model.zip']" in said
+    # with room, the next call brings it; the checkpoints already exported are not packed again
+    said = export("--max-files", "3")
+    assert sorted(p.name for p in out.glob("*.tar")) == [f"ddqn_{ENV_ID}_1_200.tar", f"ddqn_{ENV_ID}_1_best.tar"]
+    assert "left for the next export" not in said
+    with tarfile.open(out / f"ddqn_{ENV_ID}_1_best.tar") as tar:
+        assert "best_model.pt" in tar.getnames() and "rl_model_200_steps.pt" not in tar.getnames()
+
+
+@pytest.mark.slow
 def test_stage_results_row_is_the_evaluation_of_the_runs_pick(ddqn_run, tmp_path):
     run_dir = ddqn_run / "logs" / "ddqn" / f"{ENV_ID}_1"
     script = str(Path(__file__).resolve().parent.parent / "scripts" / "stage_results.py")
