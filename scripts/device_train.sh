@@ -29,6 +29,9 @@ start)
   mapfile -t cores < <(lscpu -p=CPU,CORE | grep -v '^#' | sort -t, -k2,2n -k1,1n |
     awk -F, '{c[$2]=c[$2] (c[$2]?",":"") $1} END {for (k in c) print k" "c[k]}' | sort -n | cut -d' ' -f2)
   share=$(( ${#cores[@]} / ${#runs[@]} ))
+  # the same code and config run at other speeds on other machines of one kind: say which machine this is
+  echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), ${#cores[@]} cores;" \
+    "$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
   for k in "${!runs[@]}"; do
     IFS=: read -r algo env_id seed <<< "${runs[$k]}"
     cpus=$(IFS=,; echo "${cores[*]:$((k * share)):share}")
