@@ -22,8 +22,8 @@ start)
 export)
   for algo in ddqn dqn; do
     run=$(ls -d /tmp/logs/$algo/SuperMarioBros-1-1-v0_* 2>/dev/null | sort -V | tail -1)
-    [ -n "$run" ] && python scripts/export_checkpoints.py "$run" --algo "$algo" --out "$OUT" --per-tar 2 --max-files 8 --max-mib 63 \
-      ${2:-}
+    [ -n "$run" ] && python scripts/export_checkpoints.py "$run" --algo "$algo" --out "$OUT" --per-tar 2 \
+      --max-files 8 --max-mib 63 ${2:-}
     grep -E "fps|total_timesteps" "/tmp/train_$algo.log" | tail -2
   done
   ;;
