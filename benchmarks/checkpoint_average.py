@@ -31,8 +31,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_mario.callbacks import training_pipeline
 from sb3_mario.evaluation import evaluate_pipeline
-from sb3_mario.files import atomic_write
-from sb3_mario.weights import export_weights, load_weights
+from sb3_mario.weights import export_weights, load_weights, write_weights
 
 
 class WeightSnapshots(BaseCallback):
@@ -97,15 +96,11 @@ def save_mean(paths: list[str], out: Path) -> Path:
     newest = Path(paths[-1])
     config = json.loads(newest.with_suffix(".json").read_text())
     config["averaged"] = [Path(path).stem for path in paths]
-    pt = out / newest.name
-    state = {k: v.detach().contiguous() for k, v in policy.q_net.state_dict().items()}
-    with atomic_write(pt) as f:
-        th.save(state, f)
-    with atomic_write(pt.with_suffix(".json")) as f:
-        f.write(json.dumps({**config, "dtype": "float32", "float16_tensors": []}, indent=2).encode())
-    for file in (pt, pt.with_suffix(".json")):
+    state = {k: v.detach().cpu().contiguous() for k, v in policy.q_net.state_dict().items()}
+    files = write_weights(state, {**config, "dtype": "float32", "float16_tensors": []}, out / newest.name)
+    for file in files:
         os.utime(file, (newest.stat().st_mtime, newest.stat().st_mtime))
-    return pt
+    return files[0]
 
 
 def evaluate(job: tuple[list[str], int, float | None]) -> str:

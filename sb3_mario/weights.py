@@ -85,6 +85,22 @@ def export_weights(
     state = {k: v.half() if k in halved else v for k, v in state.items()}
     config["dtype"] = "float32" if not halved else "float16" if len(halved) == len(state) else "mixed"
     config["float16_tensors"] = halved
+    write_weights(state, config, pt)
+    return pt, js
+
+
+def write_weights(state: dict[str, th.Tensor], config: dict[str, Any], path: str | Path) -> tuple[Path, Path]:
+    """
+    Write a Q-network's tensors and their json config as the export format, each file atomically (a reader never
+    sees half a file).
+
+    :param state: the Q-network's ``state_dict``, on the CPU
+    :param config: the json config (:func:`export_weights` writes its fields)
+    :param path: the file stem; ``.pt`` and ``.json`` are written next to each other
+    :return: the paths of the ``.pt`` and ``.json`` files
+    """
+    stem = Path(path).with_suffix("")
+    pt, js = stem.with_suffix(".pt"), stem.with_suffix(".json")
     with atomic_write(pt) as f:
         th.save(state, f)
     with atomic_write(js) as f:
