@@ -26,7 +26,7 @@ class FrameReplayBuffer(ReplayBuffer):
 
     Drop-in for SB3's DQN and :class:`~sb3_mario.DoubleDQN`::
 
-        DoubleDQN("CnnPolicy", make_mario_env(...), replay_buffer_class=FrameReplayBuffer,
+        DoubleDQN("CnnPolicy", make_mario_env(...), gamma=0.9, replay_buffer_class=FrameReplayBuffer,
                   replay_buffer_kwargs=dict(n_steps=3, gamma=0.9))
 
     How it works: the newest frame of each added observation goes to a ring of frames (one per step and env);

@@ -98,7 +98,7 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
     :class:`~sb3_mario.FrameReplayBuffer` with proportional prioritized replay: use it with
     :class:`~sb3_mario.DoubleDQN`, which weights each sample's loss and updates its priority::
 
-        DoubleDQN("CnnPolicy", env, replay_buffer_class=PrioritizedFrameReplayBuffer,
+        DoubleDQN("CnnPolicy", env, gamma=0.9, replay_buffer_class=PrioritizedFrameReplayBuffer,
                   replay_buffer_kwargs=dict(n_steps=3, gamma=0.9, alpha=0.6, beta=0.4))
 
     :param args: :class:`~sb3_mario.FrameReplayBuffer`'s (``buffer_size``, ``observation_space``, ``action_space``,

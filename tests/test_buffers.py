@@ -123,7 +123,7 @@ def test_bad_shapes_get_clear_errors():
 @pytest.mark.parametrize("algorithm", [DQN, DoubleDQN])
 def test_drop_in_for_dqn_and_doubledqn_on_mario(algorithm, tmp_path):
     env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=2, seed=0)
-    kwargs = dict(replay_buffer_class=FrameReplayBuffer, replay_buffer_kwargs=dict(n_steps=3, gamma=0.9))
+    kwargs = dict(gamma=0.9, replay_buffer_class=FrameReplayBuffer, replay_buffer_kwargs=dict(n_steps=3, gamma=0.9))
     model = algorithm("CnnPolicy", env, buffer_size=300, learning_starts=40, device="cpu", seed=0, **kwargs)
     model.learn(200)
     assert isinstance(model.replay_buffer, FrameReplayBuffer) and model._n_updates > 0

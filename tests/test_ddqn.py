@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3 import DQN
+from stable_baselines3.common.buffers import NStepReplayBuffer
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.envs import FakeImageEnv
 from stable_baselines3.common.logger import Logger
@@ -181,6 +182,16 @@ def test_keeps_sb3_api(vector_env, tmp_path):
 def test_bad_hyperparameters_are_named(vector_env, kwargs, word):
     with pytest.raises(ValueError, match=word):
         DoubleDQN("MlpPolicy", vector_env, **kwargs)
+
+
+def test_a_replay_buffer_gamma_other_than_the_algorithm_s_is_refused(vector_env):
+    # the n-step returns would discount with the buffer's gamma and ignore DoubleDQN's: refused, naming both
+    with pytest.raises(ValueError, match=r"gamma=0.9 but DoubleDQN has gamma=0.99.*gamma:0.99"):
+        DoubleDQN("MlpPolicy", vector_env, gamma=0.99, replay_buffer_class=NStepReplayBuffer,
+                  replay_buffer_kwargs=dict(n_steps=3, gamma=0.9))  # fmt: skip
+    model = DoubleDQN("MlpPolicy", vector_env, gamma=0.9, replay_buffer_class=NStepReplayBuffer,
+                      replay_buffer_kwargs=dict(n_steps=3, gamma=0.9))  # fmt: skip
+    assert model.replay_buffer.gamma == model.gamma == 0.9
 
 
 def test_continuous_actions_get_a_clear_error():

@@ -174,7 +174,7 @@ def test_graphed_prioritized_steps_equal_eager_ones(device):
     env = FakeImageEnv(n_channels=4, screen_height=48, screen_width=48, discrete=True)
     models = []
     for cuda_graph in (False, True):
-        model = DoubleDQN("CnnPolicy", env, buffer_size=500, learning_starts=10_000, device=device, seed=0,
+        model = DoubleDQN("CnnPolicy", env, buffer_size=500, learning_starts=10_000, device=device, seed=0, gamma=0.9,
                           cuda_graph=cuda_graph, replay_buffer_class=PrioritizedFrameReplayBuffer,
                           replay_buffer_kwargs=dict(n_steps=3, gamma=0.9),
                           policy_kwargs=dict(features_extractor_class=MarioCNN))  # fmt: skip
@@ -200,7 +200,8 @@ def test_graphed_prioritized_steps_equal_eager_ones(device):
 def test_doubledqn_trains_on_mario_with_prioritized_replay_and_its_buffer_saves(tmp_path):
     env = make_mario_env("SuperMarioBros-1-1-v0", n_envs=2, frame_stack=4, seed=0)
     model = DoubleDQN("CnnPolicy", env, buffer_size=2000, learning_starts=100, batch_size=16, gradient_steps=2,
-                      replay_buffer_class=PrioritizedFrameReplayBuffer, replay_buffer_kwargs=dict(n_steps=3, gamma=0.9),
+                      gamma=0.9, replay_buffer_class=PrioritizedFrameReplayBuffer,
+                      replay_buffer_kwargs=dict(n_steps=3, gamma=0.9),
                       policy_kwargs=dict(features_extractor_class=MarioCNN), device="cpu", seed=0)  # fmt: skip
     model.learn(400)
     buffer = model.replay_buffer
