@@ -74,8 +74,6 @@ def export_weights(
         "frame_stack": frame_stack,
         "num_timesteps": int(model.num_timesteps),
     }
-    stem = Path(path).with_suffix("")
-    pt, js = stem.with_suffix(".pt"), stem.with_suffix(".json")
     state = {k: v.detach().cpu().contiguous() for k, v in policy.q_net.state_dict().items()}  # type: ignore[union-attr]
     named = set(state) if half is True else set(half or ())
     unknown = sorted(named - set(state))
@@ -85,8 +83,7 @@ def export_weights(
     state = {k: v.half() if k in halved else v for k, v in state.items()}
     config["dtype"] = "float32" if not halved else "float16" if len(halved) == len(state) else "mixed"
     config["float16_tensors"] = halved
-    write_weights(state, config, pt)
-    return pt, js
+    return write_weights(state, config, path)
 
 
 def write_weights(state: dict[str, th.Tensor], config: dict[str, Any], path: str | Path) -> tuple[Path, Path]:

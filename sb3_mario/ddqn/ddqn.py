@@ -172,11 +172,12 @@ class DoubleDQN(DQN):
         buffer_gamma = (replay_buffer_kwargs or {}).get("gamma", gamma)
         if buffer_gamma != gamma:
             # the buffer's n-step returns and their bootstrap discount would use one discount, nothing else the other
+            fixed = ", ".join(f"{k}={v!r}" for k, v in {**(replay_buffer_kwargs or {}), "gamma": gamma}.items())
             raise ValueError(
                 f"replay_buffer_kwargs has gamma={buffer_gamma!r} but DoubleDQN has gamma={gamma!r}: the replay "
                 "buffer's n-step returns would discount with the first and ignore the second. Give both the same "
-                f"value, e.g. replay_buffer_kwargs=dict(..., gamma={gamma!r}) (rl-zoo: --hyperparams gamma:{gamma!r} "
-                f'"replay_buffer_kwargs:dict(n_steps=3, gamma={gamma!r})").'
+                f"value: replay_buffer_kwargs=dict({fixed}) (rl-zoo: --hyperparams gamma:{gamma!r} "
+                f'"replay_buffer_kwargs:dict({fixed})").'
             )
         policy_kwargs = dict(policy_kwargs or {})
         extractor = policy_kwargs.get("features_extractor_class")
