@@ -11,7 +11,7 @@ from stable_baselines3.common.envs import FakeImageEnv
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.monitor import Monitor
 
-from sb3_mario import DoubleDQN
+from sb3_mario import DoubleDQN, FrameReplayBuffer, MarioCNN, PrioritizedFrameReplayBuffer
 
 GAMMA = 0.5
 S, A, R, S_NEXT = np.array([1.0, 2.0], np.float32), 1, 0.5, np.array([3.0, 1.0], np.float32)
@@ -192,6 +192,24 @@ def test_a_replay_buffer_gamma_other_than_the_algorithm_s_is_refused(vector_env)
     model = DoubleDQN("MlpPolicy", vector_env, gamma=0.9, replay_buffer_class=NStepReplayBuffer,
                       replay_buffer_kwargs=dict(n_steps=3, gamma=0.9))  # fmt: skip
     assert model.replay_buffer.gamma == model.gamma == 0.9
+
+
+@pytest.mark.parametrize("buffer_class", [NStepReplayBuffer, FrameReplayBuffer, PrioritizedFrameReplayBuffer])
+def test_an_n_step_buffer_given_no_gamma_discounts_with_the_algorithm_s(buffer_class):
+    # the buffers' own default is 0.99: left to it, the n-step returns would ignore DoubleDQN's gamma=0.9
+    env = FakeImageEnv(n_channels=4, screen_height=48, screen_width=48, discrete=True)
+    model = DoubleDQN(
+        "CnnPolicy",
+        env,
+        gamma=0.9,
+        buffer_size=100,
+        device="cpu",
+        replay_buffer_class=buffer_class,
+        replay_buffer_kwargs=dict(n_steps=3),
+        policy_kwargs=dict(features_extractor_class=MarioCNN),
+    )
+    assert model.replay_buffer.gamma == 0.9
+    assert model.replay_buffer_kwargs == dict(n_steps=3, gamma=0.9)
 
 
 def test_continuous_actions_get_a_clear_error():

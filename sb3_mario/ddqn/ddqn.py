@@ -8,7 +8,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.save_util import save_to_pkl
@@ -16,7 +16,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.dqn import DQN
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, MultiInputPolicy
 
-from sb3_mario.buffers import FilledRows, describe_replay_buffer
+from sb3_mario.buffers import FilledRows, FrameReplayBuffer, describe_replay_buffer
 from sb3_mario.cnn import MarioCNN
 from sb3_mario.ddqn.actors import WORKER_GONE
 from sb3_mario.ddqn.exploration import ExtendedExploration
@@ -30,6 +30,8 @@ from sb3_mario.memory import check_replay_memory, replay_buffer_bytes
 from sb3_mario.prioritized_replay import PrioritizedFrameReplayBuffer
 
 SelfDoubleDQN = TypeVar("SelfDoubleDQN", bound="DoubleDQN")
+# the replay buffers whose n-step returns take a gamma of their own
+N_STEP_BUFFERS = (FrameReplayBuffer, NStepReplayBuffer)
 
 
 class DoubleDQN(DQN):
@@ -71,7 +73,9 @@ class DoubleDQN(DQN):
     :param train_freq: Update the model every ``train_freq`` steps, or a tuple like ``(5, "step")``
     :param gradient_steps: How many gradient steps to do after each rollout (``-1``: as many as env steps)
     :param replay_buffer_class: Replay buffer class to use. If ``None``, it will be automatically selected.
-    :param replay_buffer_kwargs: Keyword arguments to pass to the replay buffer on creation.
+    :param replay_buffer_kwargs: Keyword arguments to pass to the replay buffer on creation. An n-step buffer
+        (``FrameReplayBuffer``, SB3's ``NStepReplayBuffer``) given no ``gamma`` gets the algorithm's; another
+        ``gamma`` than the algorithm's is refused.
     :param optimize_memory_usage: Enable a memory efficient variant of the replay buffer
     :param n_steps: n-step returns (with SB3's NStepReplayBuffer) when ``replay_buffer_class`` is ``None``
     :param target_update_interval: update the target network every ``target_update_interval`` environment steps.
@@ -169,10 +173,14 @@ class DoubleDQN(DQN):
             exploration_final_eps=exploration_final_eps,
             max_grad_norm=max_grad_norm,
         )
-        buffer_gamma = (replay_buffer_kwargs or {}).get("gamma", gamma)
+        replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
+        if isinstance(replay_buffer_class, type) and issubclass(replay_buffer_class, N_STEP_BUFFERS):
+            # an n-step buffer given no gamma discounts as the algorithm does, not with its own default of 0.99
+            replay_buffer_kwargs.setdefault("gamma", gamma)
+        buffer_gamma = replay_buffer_kwargs.get("gamma", gamma)
         if buffer_gamma != gamma:
             # the buffer's n-step returns and their bootstrap discount would use one discount, nothing else the other
-            fixed = ", ".join(f"{k}={v!r}" for k, v in {**(replay_buffer_kwargs or {}), "gamma": gamma}.items())
+            fixed = ", ".join(f"{k}={v!r}" for k, v in {**replay_buffer_kwargs, "gamma": gamma}.items())
             raise ValueError(
                 f"replay_buffer_kwargs has gamma={buffer_gamma!r} but DoubleDQN has gamma={gamma!r}: the replay "
                 "buffer's n-step returns would discount with the first and ignore the second. Give both the same "
