@@ -8,14 +8,16 @@ no no-op start, no sticky actions), one macro at a time: one action held for ``-
 emulator snapshot it tries every action; it drops the macros in which Mario dies, keeps the farthest state of
 each cell of the screen (x in steps of 6 pixels, y of 12) and, of those, the ``--beam`` farthest. It prints a line
 per 5 macros and, last, one json line: the farthest x reached alive and the agent-step actions that reach it
-(they replay on the env: the test does).
+(they replay on the env: the test does). ``--screen PNG`` also writes the screen where that way ends.
 """
 
 import argparse
 import json
 from typing import Any
 
+import cv2
 import gym_super_mario_bros
+import numpy as np
 from nes_py.wrappers import JoypadSpace
 
 from sb3_mario.env import check_mario_env_id
@@ -94,6 +96,22 @@ def search(env_id: str, actions: str = "right_only", hold: int = 3, beam: int = 
     return {"env_id": env_id, "actions_set": actions, "x_pos": best[2], "flag_get": best[3], "actions": best[1]}
 
 
+def replay_screen(env_id: str, actions: str, steps: list[int]) -> np.ndarray:
+    """
+    :param env_id: gym-super-mario-bros id
+    :param actions: the action set
+    :param steps: agent-step actions, as ``search`` returns them
+    :return: the screen (RGB) after playing them from the start on a fresh env
+    """
+    env = make_env(env_id, actions)
+    screen = env.unwrapped.screen.copy()
+    for action in steps:
+        for _ in range(FRAME_SKIP):
+            screen, *_ = env.step(action)
+    env.close()
+    return np.array(screen)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("env_id")
@@ -101,8 +119,14 @@ def main() -> None:
     parser.add_argument("--hold", type=int, default=3, help="agent steps a macro holds its action")
     parser.add_argument("--beam", type=int, default=40, help="states kept per macro")
     parser.add_argument("--depth", type=int, default=60, help="macros at most")
+    parser.add_argument("--screen", metavar="PNG", help="also write the screen where the farthest way ends")
     args = parser.parse_args()
-    print(json.dumps(search(args.env_id, args.actions, args.hold, args.beam, args.depth)))
+    found = search(args.env_id, args.actions, args.hold, args.beam, args.depth)
+    if args.screen:
+        screen = replay_screen(args.env_id, args.actions, found["actions"])
+        if not cv2.imwrite(args.screen, cv2.cvtColor(screen, cv2.COLOR_RGB2BGR)):
+            raise SystemExit(f"reach_search.py: could not write {args.screen!r}: give a path ending in .png")
+    print(json.dumps(found))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import gym_super_mario_bros
+import numpy as np
 from nes_py.wrappers import JoypadSpace
 
 from sb3_mario.wrappers import ACTION_SETS
@@ -15,8 +17,9 @@ SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "reach_search.py"
 HANG_LIMIT = 1800
 
 
-def test_the_actions_found_replay_to_the_x_reported():
-    args = ["SuperMarioBros-1-1-v0", "--hold", "3", "--beam", "3", "--depth", "8"]
+def test_the_actions_found_replay_to_the_x_reported(tmp_path):
+    screen = tmp_path / "end.png"
+    args = ["SuperMarioBros-1-1-v0", "--hold", "3", "--beam", "3", "--depth", "8", "--screen", str(screen)]
     proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=HANG_LIMIT)
     assert proc.returncode == 0, proc.stderr[-4000:]
     found = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -27,10 +30,12 @@ def test_the_actions_found_replay_to_the_x_reported():
     env.reset(seed=0)
     for action in found["actions"]:
         for _ in range(4):
-            _, _, terminated, _, info = env.step(action)
+            obs, _, terminated, _, info = env.step(action)
             assert not (terminated or info["is_dying"] or info["is_dead"])
     env.close()
     assert info["x_pos"] == found["x_pos"] > 200
+    # the screen written is the one where the replay ends
+    assert np.array_equal(cv2.cvtColor(cv2.imread(str(screen)), cv2.COLOR_BGR2RGB), obs)
 
 
 def test_a_wrong_env_id_names_the_right_one():
