@@ -13,6 +13,7 @@ per 5 macros and, last, one json line: the farthest x reached alive and the agen
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -121,11 +122,14 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=60, help="macros at most")
     parser.add_argument("--screen", metavar="PNG", help="also write the screen where the farthest way ends")
     args = parser.parse_args()
+    # before the search, which takes minutes: a screen that cannot be written is said at once
+    if args.screen and not (args.screen.lower().endswith(".png") and Path(args.screen).resolve().parent.is_dir()):
+        parser.error(f"--screen {args.screen!r}: give a .png path in a folder that exists")
     found = search(args.env_id, args.actions, args.hold, args.beam, args.depth)
     if args.screen:
         screen = replay_screen(args.env_id, args.actions, found["actions"])
         if not cv2.imwrite(args.screen, cv2.cvtColor(screen, cv2.COLOR_RGB2BGR)):
-            raise SystemExit(f"reach_search.py: could not write {args.screen!r}: give a path ending in .png")
+            raise SystemExit(f"reach_search.py: could not write {args.screen!r}")
     print(json.dumps(found))
 
 

@@ -42,3 +42,11 @@ def test_a_wrong_env_id_names_the_right_one():
     proc = subprocess.run([sys.executable, str(SCRIPT), "SuperMarioBros-1-3-v9"], capture_output=True, text=True,
                           timeout=HANG_LIMIT)  # fmt: skip
     assert proc.returncode != 0 and "did you mean 'SuperMarioBros-1-3-v0'?" in proc.stderr
+
+
+def test_a_screen_path_that_cannot_be_written_is_refused_before_the_search(tmp_path):
+    for screen in (tmp_path / "end.jpeg2", tmp_path / "missing" / "end.png"):
+        proc = subprocess.run([sys.executable, str(SCRIPT), "SuperMarioBros-1-1-v0", "--depth", "1000", "--screen",
+                               str(screen)], capture_output=True, text=True, timeout=HANG_LIMIT)  # fmt: skip
+        assert proc.returncode == 2 and "give a .png path in a folder that exists" in proc.stderr
+        assert "macro" not in proc.stdout  # refused before the search began
