@@ -102,15 +102,14 @@ def replay_screen(env_id: str, actions: str, steps: list[int]) -> np.ndarray:
     :param env_id: gym-super-mario-bros id
     :param actions: the action set
     :param steps: agent-step actions, as ``search`` returns them
-    :return: the screen (RGB) after playing them from the start on a fresh env
+    :return: the screen (RGB) after playing them from the start on a fresh env, as the search played them
     """
     env = make_env(env_id, actions)
-    screen = env.unwrapped.screen.copy()
     for action in steps:
-        for _ in range(FRAME_SKIP):
-            screen, *_ = env.step(action)
+        agent_step(env, action)
+    screen = np.array(env.unwrapped.screen)
     env.close()
-    return np.array(screen)
+    return screen
 
 
 def main() -> None:
