@@ -26,6 +26,8 @@ from nes_py import NESEnv
 from nes_py.wrappers import JoypadSpace
 from stable_baselines3.common.monitor import Monitor
 
+from sb3_mario.restarts import FailureRestarts, SavedState
+
 #: JoypadSpace action sets by name. ``right_only`` is the seed's 5 actions.
 ACTION_SETS: dict[str, list[list[str]]] = {
     "right_only": RIGHT_ONLY,
@@ -102,7 +104,8 @@ class MarioCore(gym.Wrapper):
     The work of :class:`MarioWrapper`, on the env beneath any ``Monitor`` (see the module): JoypadSpace action
     set, frame skip (rewards summed, stops at episode end, optional max over the last two frames), optional
     sticky actions, grayscale, resize to ``screen_size`` x ``screen_size`` uint8, random no-op starts, the
-    reward, and the cut of episodes without progress, with :class:`MarioWrapper`'s settings.
+    reward, and the cut of episodes without progress, with :class:`MarioWrapper`'s settings; and the failure
+    restarts that a trainer may turn on (:meth:`set_failure_restarts`).
     """
 
     def __init__(self, env: gym.Env, settings: dict[str, Any]) -> None:
@@ -135,6 +138,36 @@ class MarioCore(gym.Wrapper):
         self._time_last = 0
         self._max_x = 0
         self._last_action = 0  # the action of the previous NES frame (sticky actions repeat it)
+        #: the failure restarts of a training env (:meth:`set_failure_restarts`); ``None``: every episode starts
+        #: at the stage's start
+        self.restarts: FailureRestarts | None = None
+        self._restarted = False  # whether the episode under way started from a failure state
+
+    def set_failure_restarts(self, probability: float, steps_back: int) -> None:
+        """
+        Start episodes, with probability ``probability``, from the state 1..``steps_back`` agent steps before
+        the end of an earlier failed episode (:mod:`sb3_mario.restarts`); 0 turns restarts off. Calling again
+        with the same settings keeps the failure states kept so far.
+
+        :param probability: chance that an episode starts from a failure state, in [0, 1]
+        :param steps_back: how many agent steps before a failure its kept state may lie, at most
+        """
+        kept = self.restarts
+        if probability == 0:
+            self.restarts = None
+        elif kept is None or (kept.probability, kept.steps_back) != (probability, steps_back):
+            self.restarts = FailureRestarts(probability, steps_back)
+
+    def _saved_state(self) -> SavedState:
+        return SavedState(self._nes.dump_state(), self._last_action)
+
+    def _restore(self, state: SavedState) -> dict[str, Any]:
+        # the emulator back into the saved state; gym-super-mario-bros' reward bookkeeping restarts from it, as
+        # its own reset does after the start screen
+        self._nes.load_state(state.emulator)
+        self._nes._did_reset()
+        self._last_action = state.last_action
+        return self._nes._get_info()
 
     def _grab(self, slot: int) -> None:
         mode = "grayscale" if self.grayscale else "rgb_array_contiguous"
@@ -153,7 +186,8 @@ class MarioCore(gym.Wrapper):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         """
-        Reset the game, then do a random number of no-op frames in [0, noop_max].
+        Reset the game, then do a random number of no-op frames in [0, noop_max]; with failure restarts on, the
+        episode may instead start from a failure state (:meth:`set_failure_restarts`).
 
         :param seed: seed for the env's random generator (no-op count, sticky actions)
         :param options: passed to the env
@@ -168,15 +202,22 @@ class MarioCore(gym.Wrapper):
                     f"reward='classic' needs the info fields {missing}, which {name} does not report. "
                     "Use MarioWrapper(env, reward='native')."
                 )
-        noops = int(self.np_random.integers(0, self.noop_max + 1)) if self.noop_max > 0 else 0
-        for _ in range(noops):
-            _, _, terminated, truncated, info = self.env.step(0)
-            if terminated or truncated:
-                _, info = self.env.reset(options=options)
+        self._last_action = 0
+        saved = self.restarts.start(self.np_random) if self.restarts is not None else None
+        if saved is not None:
+            info = self._restore(saved)
+        else:
+            noops = int(self.np_random.integers(0, self.noop_max + 1)) if self.noop_max > 0 else 0
+            for _ in range(noops):
+                _, _, terminated, truncated, info = self.env.step(0)
+                if terminated or truncated:
+                    _, info = self.env.reset(options=options)
         self._max_x = 0
         self._steps_since_progress = 0
-        self._last_action = 0
         self._track(info)
+        self._restarted = info["restarted"] = saved is not None
+        if self.restarts is not None:
+            self.restarts.record(self._saved_state())
         self._grab(1)
         return self._observation(pooled=False), info
 
@@ -214,6 +255,12 @@ class MarioCore(gym.Wrapper):
         if self.stuck_steps is not None and not (terminated or truncated):
             self._steps_since_progress = 0 if self._max_x > max_x_before else self._steps_since_progress + 1
             truncated = self._steps_since_progress >= self.stuck_steps
+        if self.restarts is not None:
+            if terminated or truncated:
+                self.restarts.episode_ended(failed=not info.get("flag_get", False), rng=self.np_random)
+            else:
+                self.restarts.record(self._saved_state())
+        info["restarted"] = self._restarted
         self._grab(1)
         return self._observation(pooled), total * self.reward_scale, terminated, truncated, info
 
@@ -231,7 +278,9 @@ class MarioWrapper(gym.Wrapper):
     The info dict keeps gym-super-mario-bros' fields of the last frame (``flag_get``, ``x_pos``, ...) and
     adds ``max_x_pos``, the farthest ``x_pos`` of the episode so far (read by :func:`level_x`, so that a castle's
     loop, which sends Mario back, does not count as a jump forward; the classic reward and ``stuck_steps`` read it
-    so too).
+    so too), and ``restarted``: whether the episode started from a failure state (only ever true where a trainer
+    turned failure restarts on: :meth:`set_failure_restarts`, which ``DoubleDQN(failure_restarts=p)`` calls on its
+    training envs).
 
     When ``env`` is a ``Monitor`` (or gymnasium's ``RecordEpisodeStatistics``), as SB3's ``make_vec_env`` and
     rl-zoo build it, the work is done by a :class:`MarioCore` placed beneath it, so that the Monitor records
@@ -313,3 +362,14 @@ class MarioWrapper(gym.Wrapper):
         self.frame_skip = frame_skip
         self.stuck_steps = stuck_steps
         self.sticky_actions = sticky_actions
+
+    def set_failure_restarts(self, probability: float, steps_back: int) -> None:
+        """
+        Training only: start episodes, with probability ``probability``, from the state 1..``steps_back`` agent
+        steps before the end of an earlier failed episode of this env (:mod:`sb3_mario.restarts`); 0 turns
+        restarts off. ``DoubleDQN(failure_restarts=...)`` calls it on its training envs through ``env_method``.
+
+        :param probability: chance that an episode starts from a failure state, in [0, 1]
+        :param steps_back: how many agent steps before a failure its kept state may lie, at most
+        """
+        self.core.set_failure_restarts(probability, steps_back)

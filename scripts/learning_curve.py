@@ -8,8 +8,9 @@ Each checkpoint (``rl_model_<steps>_steps.zip``, or its ``.pt`` export) is evalu
 parallel processes; or, with ``--run-evaluations``, the curve takes the run's own evaluation from its log
 (``mario_evaluations.npz``, written by the package's evaluation during training: nothing is played again), each
 at the minute its step was reached. Training episodes come from the monitor files (``flag_get`` column, which the
-package's zoo configs ask for). The figure plots the level-clear rate and the evaluation return against env steps
-and against wall-clock minutes.
+package's zoo configs ask for; episodes that started from a failure state, ``restarted``, count for the steps and
+minutes but not for the training clear rate). The figure plots the level-clear rate and the evaluation return
+against env steps and against wall-clock minutes.
 """
 
 import argparse
@@ -39,20 +40,25 @@ def evaluate_checkpoint(job: tuple[str, str, int, str, float | None]) -> dict:
 
 
 def monitor_episodes(run: Path) -> tuple[float, list[dict]]:
-    """:return: the run's start time and its training episodes (end time, agent steps so far, flag_get)"""
+    """
+    :return: the run's start time and its training episodes (end time, agent steps so far, flag_get, and whether it
+        started from a failure state: ``DoubleDQN(failure_restarts=...)``, with ``restarted`` in the monitor's
+        ``info_keywords``)
+    """
     rows, starts = [], []
     for monitor in sorted(run.glob("*.monitor.csv")):
         with open(monitor) as f:
             starts.append(json.loads(f.readline()[1:])["t_start"])
             for row in csv.DictReader(f):
-                rows.append(
-                    {"t": starts[-1] + float(row["t"]), "l": int(row["l"]), "flag": row.get("flag_get") == "True"}
-                )
+                t, length = starts[-1] + float(row["t"]), int(row["l"])
+                restarted = row.get("restarted") == "True"
+                rows.append({"t": t, "l": length, "flag": row.get("flag_get") == "True", "restarted": restarted})
     rows.sort(key=lambda r: r["t"])
     start = min(starts) if starts else 0.0
     steps = np.cumsum([r["l"] for r in rows])  # Monitor counts agent steps (it sits beneath the frame skip)
     return start, [
-        {"minutes": (r["t"] - start) / 60, "steps": s, "flag": r["flag"]} for r, s in zip(rows, steps, strict=True)
+        {"minutes": (r["t"] - start) / 60, "steps": s, "flag": r["flag"], "restarted": r["restarted"]}
+        for r, s in zip(rows, steps, strict=True)
     ]
 
 
@@ -153,6 +159,25 @@ def main() -> None:
     plot(curves, args.out, source, args.env)
 
 
+def training_clear_rate(train: list[dict], x: str, window: int = 100) -> tuple[list[float], np.ndarray, int]:
+    """
+    The clear rate of the training episodes, as a moving average. Episodes that started from a failure state
+    (``restarted``) are left out: they did not play the stage from its start.
+
+    :param train: training episodes (:func:`monitor_episodes`)
+    :param x: ``"steps"`` or ``"minutes"``
+    :param window: episodes per average (fewer where the run has fewer)
+    :return: the ``x`` of each episode from the ``window``-th on, the fraction of the last ``window`` episodes that
+        cleared, and the window (0: no episode)
+    """
+    from_start = [e for e in train if not e["restarted"]]
+    window = min(window, len(from_start))
+    if not window:
+        return [], np.zeros(0), 0
+    rates = np.convolve([e["flag"] for e in from_start], np.ones(window) / window, mode="valid")
+    return [e[x] for e in from_start][window - 1 :], rates, window
+
+
 def plot(curves: dict, out: str, source: str, env_id: str = "SuperMarioBros-1-1-v0") -> None:
     """
     :param curves: per run label, its evaluated checkpoints and its training episodes
@@ -170,10 +195,9 @@ def plot(curves: dict, out: str, source: str, env_id: str = "SuperMarioBros-1-1-
         for col, x in enumerate(("steps", "minutes")):
             line = axes[0, col].plot([p[x] for p in points], [p["clear_rate"] for p in points], "o-",
                                      label=f"{label}: {source}")[0]  # fmt: skip
-            if train:
-                window = min(100, len(train))
-                flags = np.convolve([e["flag"] for e in train], np.ones(window) / window, mode="valid")
-                axes[0, col].plot([e[x] for e in train][window - 1 :], flags, color=line.get_color(), alpha=0.4,
+            xs, rates, window = training_clear_rate(train, x)
+            if window:
+                axes[0, col].plot(xs, rates, color=line.get_color(), alpha=0.4,
                                   label=f"{label}: training episodes (last {window})")  # fmt: skip
             axes[1, col].plot([p[x] for p in points], [p["mean_return"] for p in points], "o-", color=line.get_color(),
                               label=label)  # fmt: skip

@@ -20,7 +20,7 @@ MARIO = """\
 # 16 envs (run with --vec-env subproc) x 8 gradient steps per vec step = one batch-32 update per 2 transitions.
 {anchor_id}: &mario
 {wrapper}  frame_stack: 4
-  monitor_kwargs: "dict(info_keywords=('flag_get', 'x_pos'))"
+  monitor_kwargs: "dict(info_keywords=('flag_get', 'x_pos', 'restarted'))"
   policy: 'CnnPolicy'
 {algo_specific}  n_envs: 16
   n_timesteps: !!float 2e6

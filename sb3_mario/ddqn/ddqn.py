@@ -103,6 +103,11 @@ class DoubleDQN(DQN):
         for a zeta(``ez_greedy_mu``)-distributed number of steps (the paper uses 2). ``None`` (the default):
         SB3's epsilon-greedy
     :param ez_greedy_max_duration: the longest such repetition, in agent steps
+    :param failure_restarts: Mario envs only: the probability that a training episode starts from the state of an
+        earlier failed one (1..``failure_restart_steps`` agent steps before Mario died or got stuck) instead of the
+        stage's start (see :mod:`sb3_mario.restarts`). 0 (the default): every episode starts at the stage's start.
+        Evaluation always plays from the stage's start
+    :param failure_restart_steps: how many agent steps before a failure its restart state may lie, at most
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -145,6 +150,8 @@ class DoubleDQN(DQN):
         async_envs: bool = False,
         ez_greedy_mu: float | None = None,
         ez_greedy_max_duration: int = 100,
+        failure_restarts: float = 0.0,
+        failure_restart_steps: int = 30,
     ) -> None:
         self.cuda_graph = cuda_graph
         self.overlap_env_step = overlap_env_step
@@ -155,6 +162,8 @@ class DoubleDQN(DQN):
         self.ez_greedy_mu = ez_greedy_mu
         self.ez_greedy_max_duration = ez_greedy_max_duration
         self._exploration: ExtendedExploration | None = None  # built for the env's number of envs when needed
+        self.failure_restarts = failure_restarts
+        self.failure_restart_steps = failure_restart_steps
         # ez-greedy's settings are checked only where it is on (None: epsilon-greedy)
         ez_greedy = {} if ez_greedy_mu is None else dict(ez_greedy_mu=ez_greedy_mu,
                                                          ez_greedy_max_duration=ez_greedy_max_duration)  # fmt: skip
@@ -172,6 +181,8 @@ class DoubleDQN(DQN):
             exploration_initial_eps=exploration_initial_eps,
             exploration_final_eps=exploration_final_eps,
             max_grad_norm=max_grad_norm,
+            failure_restarts=failure_restarts,
+            failure_restart_steps=failure_restart_steps,
         )
         replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
         if isinstance(replay_buffer_class, type) and issubclass(replay_buffer_class, N_STEP_BUFFERS):
@@ -285,6 +296,8 @@ class DoubleDQN(DQN):
     ) -> SelfDoubleDQN:
         env_id = self._env_id()
         args = (total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
+        if self.failure_restarts > 0:
+            self._start_failure_restarts(env_id)
         try:
             if self.overlap_env_step or self.async_envs:
                 # the fast path: SB3's loop with the gradient steps taken while the envs step
@@ -297,6 +310,16 @@ class DoubleDQN(DQN):
                 "Checkpoints saved so far are intact: resume from the latest one "
                 "(rl-zoo: -i <run>/rl_model_<steps>_steps.zip)."
             ) from exc
+
+    def _start_failure_restarts(self, env_id: str) -> None:
+        # the training envs keep and restart from failure states from now on (evaluation envs are others)
+        if self.env is None or not self.env.has_attr("set_failure_restarts"):
+            raise ValueError(
+                f"failure_restarts={self.failure_restarts} restarts episodes from saved emulator states, which only "
+                f"Mario envs wrapped in sb3_mario.MarioWrapper do ({env_id} is not). Set failure_restarts=0, or "
+                "build the envs with sb3_mario.make_mario_env (rl-zoo: env_wrapper sb3_mario.wrappers.MarioWrapper)."
+            )
+        self.env.env_method("set_failure_restarts", self.failure_restarts, self.failure_restart_steps)
 
     def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
         # As SB3, but in place: a learning rate held as a tensor (CUDA graph) must keep its storage

@@ -20,6 +20,8 @@ HYPERPARAMETER_RULES: dict[str, tuple[str, Any]] = {
     "max_grad_norm": ("> 0", lambda v: v > 0),
     "ez_greedy_mu": ("> 0, or None for epsilon-greedy", lambda v: v > 0),
     "ez_greedy_max_duration": ("an integer >= 1", lambda v: v >= 1 and int(v) == v),
+    "failure_restarts": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "failure_restart_steps": ("an integer >= 1", lambda v: v >= 1 and int(v) == v),
 }
 
 
