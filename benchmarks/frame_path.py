@@ -10,7 +10,9 @@ layer alike. Rows, per NES frame:
 - gym-super-mario-bros ``step``: the core plus its reward, termination, info dict and RAM fixes (``gym.make``'s
   wrappers included);
 - its parts measured alone on the same emulator state: ``_get_info``, ``_get_reward``;
-- ``MarioWrapper`` step / frame_skip: the package's pipeline (frame skip 4, 84x84 gray, the classic reward).
+- ``MarioWrapper`` step / frame_skip: the package's pipeline (frame skip 4, 84x84 gray, the classic reward);
+- the same with failure restarts on (``set_failure_restarts(0.5, 30)``, as ``DoubleDQN(failure_restarts=0.5)`` sets
+  it): an emulator snapshot after every agent step, and half of the episodes after a death restored from one.
 
 The share of the intermediate frames that a leaner frame skip could save is at most what the step costs beyond the
 core, less the parts that must still run every frame (the reward state, the termination, the RAM fixes).
@@ -49,6 +51,8 @@ def main() -> None:
     plain = gym.make(ENV_ID)
     nes = plain.unwrapped
     wrapped = MarioWrapper(gym.make(ENV_ID), actions="right_only", frame_skip=4, reward="classic")
+    restarting = MarioWrapper(gym.make(ENV_ID), actions="right_only", frame_skip=4, reward="classic")
+    restarting.set_failure_restarts(0.5, 30)
     sequence = actions(args.frames)
     buttons = [0b10000000, 0b10000001]  # right, right + A: the NES button bits of right_only's actions 1 and 2
 
@@ -78,12 +82,12 @@ def main() -> None:
             nes._get_reward()
         return len(sequence)
 
-    def mario_wrapper() -> int:
-        wrapped.reset(seed=0)
+    def agent_steps(env: MarioWrapper) -> int:
+        env.reset(seed=0)
         for a in sequence[::4]:
-            _, _, terminated, truncated, _ = wrapped.step(a)
+            _, _, terminated, truncated, _ = env.step(a)
             if terminated or truncated:
-                wrapped.reset()
+                env.reset()
         return len(sequence)
 
     rows = {
@@ -91,7 +95,8 @@ def main() -> None:
         "gym-super-mario-bros step": smb_step,
         "  of it: _get_info": info_only,
         "  of it: _get_reward": reward_only,
-        "MarioWrapper step / 4": mario_wrapper,
+        "MarioWrapper step / 4": lambda: agent_steps(wrapped),
+        "  the same, failure restarts on": lambda: agent_steps(restarting),
     }
     times: dict[str, list[float]] = {name: [] for name in rows}
     for _ in range(args.repeats):
@@ -101,10 +106,11 @@ def main() -> None:
     print(f"{'per NES frame, one process':34s} {'us':>8s} {'frames/s':>9s} {'core time / this':>17s}")
     for name, values in times.items():
         t = float(np.median(values))
-        ratio = f"{core_time / t:17.2f}" if not name.startswith("  ") else f"{t / core_time:15.1%} of core"
+        ratio = f"{core_time / t:17.2f}" if not name.startswith("  of it") else f"{t / core_time:15.1%} of core"
         print(f"{name:34s} {t * 1e6:8.0f} {1 / t:9.0f} {ratio}")
     plain.close()
     wrapped.close()
+    restarting.close()
 
 
 if __name__ == "__main__":
