@@ -91,6 +91,7 @@ def test_a_restart_starts_where_the_failed_episode_was_and_plays_on_as_it_did():
     start = [i for i, seen in enumerate(observations) if np.array_equal(seen, obs)]
     assert len(start) == 1 and 30 <= start[0] <= 39, start
     assert info["x_pos"] == episode[start[0] - 1][4] == info["max_x_pos"], "the episode's progress counts from there"
+    assert env.core._last_action == RIGHT, "sticky actions would repeat the saved state's last action, not a no-op"
     # from there the same actions play the same game: observations, rewards, clock, the same death
     replay = play(env, [RIGHT] * 200)
     assert len(replay) == len(episode) - start[0]
