@@ -7,7 +7,7 @@ it found and explore from them; Salimans and Chen ("Learning Montezuma's Revenge
 env's own: when a training episode fails (Mario dies, or the episode is cut for making no progress), the state it
 was in a random 1..``steps_back`` agent steps before its end is kept, and each later episode starts, with
 probability ``probability``, from one of the last ``pool_size`` states kept that way instead of from the stage's
-start. Where every episode fails at the same place, the agent meets that place many more times per agent step.
+start. Where every episode fails at the same place, the agent meets that place more often per agent step.
 Cleared episodes keep nothing.
 
 Nothing is placed by hand: the states are those the agent reached itself, and only training envs restart.
