@@ -6,11 +6,11 @@
     python scripts/stage_results.py render
 
 ``add`` plays the model as ``python -m sb3_mario.evaluate`` does (greedy, 20 episodes, seeds 0..19, random 0-30
-no-op frames), then again with sticky actions 0.25, and writes the stage's row of ``docs/results.csv`` (an earlier
-row of the same stage and seed is replaced). The training minutes are the model file's time since the run's first
-monitor line (``--run``; exported weights keep their zip's time), or ``--minutes``. ``render`` rewrites the table
-between the markers in ``docs/results.md`` and draws ``docs/results.png``: the clear rate of every stage tried,
-one panel per world.
+no-op frames) without sticky actions, also for a model trained with them, then again with sticky actions 0.25, and
+writes the stage's row of ``docs/results.csv`` (an earlier row of the same stage and seed is replaced). The training
+minutes are the model file's time since the run's first monitor line (``--run``; exported weights keep their zip's
+time), or ``--minutes``. ``render`` rewrites the table between the markers in ``docs/results.md`` and draws
+``docs/results.png``: the clear rate of every stage tried, one panel per world.
 """
 
 import argparse
@@ -54,7 +54,7 @@ def add(args: argparse.Namespace) -> dict[str, Any]:
     minutes = args.minutes if args.minutes is not None else (args.model.stat().st_mtime - run_start(args.run)) / 60
     # an SB3 model counts its steps; exported weights carry the count in their json
     steps = model.num_timesteps if hasattr(model, "num_timesteps") else pipeline["num_timesteps"]
-    plain = evaluate_pipeline(model, pipeline, env_id, n_episodes=args.episodes)
+    plain = evaluate_pipeline(model, pipeline, env_id, n_episodes=args.episodes, sticky_actions=0.0)
     sticky = evaluate_pipeline(model, pipeline, env_id, n_episodes=args.episodes, sticky_actions=STICKY)
     cleared_x = [x for x, clear in zip(plain.max_x_pos, plain.clears, strict=True) if clear]
     row = {
