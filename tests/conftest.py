@@ -1,3 +1,6 @@
+import importlib.util
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -36,3 +39,14 @@ def _sb3_logs_in_tmp(tmp_path_factory):
 def _few_threads():
     # the CI box has 2 cores; keep torch from oversubscribing them when tests run subprocesses
     th.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def learning_curve():
+    """``scripts/learning_curve.py`` as a module, for tests of its functions"""
+    script = Path(__file__).resolve().parent.parent / "scripts" / "learning_curve.py"
+    spec = importlib.util.spec_from_file_location("learning_curve", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,8 +1,5 @@
 """Failure restarts: the kept states against hand-counted cases, a restart on the real emulator, DoubleDQN's use."""
 
-import importlib.util
-from pathlib import Path
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -162,16 +159,7 @@ def test_double_dqn_restarts_its_training_episodes(loop, tmp_path):
     assert (loaded.failure_restarts, loaded.failure_restart_steps) == (0.5, 5), "the setting travels with the model"
 
 
-def load_learning_curve():
-    script = Path(__file__).parent.parent / "scripts" / "learning_curve.py"
-    spec = importlib.util.spec_from_file_location("learning_curve", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_learning_curves_leave_restarted_episodes_out_of_the_training_clear_rate(tmp_path):
+def test_learning_curves_leave_restarted_episodes_out_of_the_training_clear_rate(learning_curve, tmp_path):
     # a monitor file as SB3's Monitor writes it with info_keywords=('flag_get', 'restarted')
     run = tmp_path / "SuperMarioBros-1-3-v0_1"
     run.mkdir()
@@ -179,7 +167,6 @@ def test_learning_curves_leave_restarted_episodes_out_of_the_training_clear_rate
     lines = ['#{"t_start": 1000.0, "env_id": "SuperMarioBros-1-3-v0"}', "r,l,t,flag_get,restarted"]
     lines += [f"1.0,10,{t * 60.0},{flag},{restarted}" for t, flag, restarted in rows]
     (run / "0.monitor.csv").write_text("\n".join(lines) + "\n")
-    learning_curve = load_learning_curve()
     start, train = learning_curve.monitor_episodes(run)
     assert start == 1000.0 and [e["restarted"] for e in train] == [False, True, False, True, False]
     assert [e["steps"] for e in train] == [10, 20, 30, 40, 50], "every episode's steps count"

@@ -1,7 +1,6 @@
 """rl-zoo entry points, run for real in subprocesses: `python -m rl_zoo3.train --algo ddqn ...` and friends."""
 
 import csv
-import importlib.util
 import os
 import re
 import shutil
@@ -273,7 +272,7 @@ def test_mario_eval_callback_from_a_zoo_yml(tmp_path):
 
 
 @pytest.mark.slow
-def test_checkpoints_export_to_weights_and_draw_a_learning_curve(ddqn_run, tmp_path):
+def test_checkpoints_export_to_weights_and_draw_a_learning_curve(ddqn_run, learning_curve, tmp_path):
     run_dir = ddqn_run / "logs" / "ddqn" / f"{ENV_ID}_1"
     root = Path(__file__).resolve().parent.parent
     out = tmp_path / "out"
@@ -323,10 +322,6 @@ def test_checkpoints_export_to_weights_and_draw_a_learning_curve(ddqn_run, tmp_p
               expect_ok=False)  # fmt: skip
     assert "mario_evaluations.npz not found: the run had no evaluation (--eval-freq)" in out
     # two runs of one algorithm: the legend tells them apart by the seed in rl-zoo's args.yml
-    spec = importlib.util.spec_from_file_location("learning_curve", script)
-    assert spec is not None and spec.loader is not None
-    learning_curve = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(learning_curve)
     other = curve_run.parent / f"{ENV_ID}_2"
     shutil.copytree(curve_run, other)
     args_file = other / ENV_ID / "args.yml"
