@@ -5,18 +5,18 @@ goes on.
 its episodes over its processes; each process builds the env pipeline once, loads the weights (no code is
 unpickled) and plays greedy episodes with :func:`sb3_mario.evaluation.evaluate_mario`'s protocol, seed by seed. The
 trainer only writes the weights and later collects the results: it never waits for an episode. The workers run at a
-low scheduling priority and ignore Ctrl-C (the trainer's interrupt saves the run); they are daemons, ended with the
-trainer.
+low scheduling priority and leave Ctrl-C and a SIGTERM to the whole job to the trainer (its interrupt saves the run);
+they are daemons, ended with the trainer.
 """
 
 import os
-import signal
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from multiprocessing.pool import AsyncResult
 from typing import Any
 
 from sb3_mario.evaluation import MarioEvalResult
+from sb3_mario.worker_signals import shield_worker
 
 #: how much nicer (lower priority) than the trainer the evaluation workers run: below the env workers too
 EVAL_NICENESS = 10
@@ -25,7 +25,7 @@ _envs: dict[tuple, Any] = {}  # per worker process: the env of each pipeline, bu
 
 
 def _start_worker() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    shield_worker()
     try:
         os.nice(EVAL_NICENESS)
     except OSError:

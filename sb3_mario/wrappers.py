@@ -14,7 +14,6 @@ steps, the same episode ends and the same reward.
 """
 
 import multiprocessing
-import signal
 import threading
 from typing import Any, SupportsFloat
 
@@ -27,6 +26,7 @@ from nes_py.wrappers import JoypadSpace
 from stable_baselines3.common.monitor import Monitor
 
 from sb3_mario.restarts import FailureRestarts, SavedState
+from sb3_mario.worker_signals import shield_worker
 
 #: JoypadSpace action sets by name. ``right_only`` is the seed's 5 actions.
 ACTION_SETS: dict[str, list[list[str]]] = {
@@ -79,14 +79,13 @@ def configure_env_worker() -> None:
     """
     In a ``SubprocVecEnv`` worker process:
 
-    - ignore SIGINT: Ctrl-C reaches every process of the terminal's group, and a worker that died of it would
-      turn the trainer's clean interrupt (save model and buffer) into a broken pipe. The trainer still gets the
-      KeyboardInterrupt and closes its workers;
+    - leave Ctrl-C and a SIGTERM sent to the whole job to the trainer, which saves the run and then closes its
+      workers (:func:`sb3_mario.worker_signals.shield_worker`);
     - run OpenCV single-threaded: one worker per core is the parallelism; a thread pool in each would fight
       over the cores.
     """
     if multiprocessing.parent_process() is not None and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        shield_worker()
         cv2.setNumThreads(1)
 
 

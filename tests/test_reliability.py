@@ -205,19 +205,69 @@ def test_bad_zoo_hyperparameters_get_clear_errors(tmp_path, section, message):
     assert re.search(message, proc.stderr), proc.stderr[-3000:]
 
 
+WORKER_PARENT = """
+import multiprocessing as mp, os, time
+from sb3_mario.worker_signals import shield_worker
+
+def work(queue):
+    shield_worker()
+    queue.put((os.getpid(), os.getpgid(0)))
+    time.sleep(3600)
+
+if __name__ == "__main__":
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    for _ in range(2):
+        worker = ctx.Process(target=work, args=(queue,), daemon=True)
+        worker.start()
+        pid, pgid = queue.get()
+        print(pid, pgid, os.getpgid(0), flush=True)
+    worker.terminate()  # the parent's own SIGTERM still ends a worker
+    worker.join()
+    print(worker.exitcode, flush=True)
+    time.sleep(3600)
+"""
+
+
+def test_a_worker_leaves_the_trainers_process_group_and_ends_with_the_trainer(tmp_path):
+    (tmp_path / "parent.py").write_text(WORKER_PARENT)
+    proc = subprocess.Popen([sys.executable, "parent.py"], cwd=tmp_path, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)  # fmt: skip
+    assert proc.stdout is not None
+    first, second = (proc.stdout.readline().split() for _ in range(2))
+    assert proc.stdout.readline().strip() == str(-signal.SIGTERM)
+    for pid, pgid, parent_group in (first, second):
+        assert pgid == pid != parent_group  # signals to the trainer's group (Ctrl-C, `timeout`) miss the worker
+    os.kill(proc.pid, signal.SIGKILL)  # a trainer that cannot clean up: its worker must not outlive it
+    proc.wait()
+    deadline = time.monotonic() + HANG_LIMIT
+    while running(int(first[0])) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(int(first[0]))
+
+
+def running(pid: int) -> bool:
+    """:return: whether the process exists and has not ended (a zombie that nobody reaped has ended)"""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 def test_zoo_run_killed_with_sigterm_saves_and_resumes(tmp_path):
-    # subprocess envs: the zoo config's async_envs path, with env steps in flight when the signal comes
+    # subprocess envs: the zoo config's async_envs path, with env steps in flight when the signal comes. The signal
+    # goes to the whole process group, env and evaluation workers included, as `timeout` and job schedulers send it
     total = 400  # the first checkpoint comes at 100 steps: SIGTERM well before the end, a short resume after it
     tiny = ["-params", "buffer_size:600", "learning_starts:64", "n_envs:2", "gradient_steps:2", f"n_timesteps:{total}"]
     args = ["-m", "rl_zoo3.train", "--algo", "ddqn", "--env", ENV_ID, "-f", "logs", "--save-freq", "100",
             "--vec-env", "subproc", *tiny]  # fmt: skip
     proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)  # fmt: skip
     run_dir = tmp_path / "logs" / "ddqn" / f"{ENV_ID}_1"
     deadline = time.monotonic() + HANG_LIMIT
     while not list(run_dir.glob("rl_model_*_steps.zip")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)
     out, _ = proc.communicate(timeout=HANG_LIMIT)
     assert proc.returncode == 0, out[-3000:]
     assert "Interrupted:" in out and "Saving replay buffer" in out
