@@ -5,8 +5,8 @@ goes on.
 its episodes over its processes; each process builds the env pipeline once, loads the weights (no code is
 unpickled) and plays greedy episodes with :func:`sb3_mario.evaluation.evaluate_mario`'s protocol, seed by seed. The
 trainer only writes the weights and later collects the results: it never waits for an episode. The workers run at a
-low scheduling priority and leave Ctrl-C and a SIGTERM to the whole job to the trainer (its interrupt saves the run);
-they are daemons, ended with the trainer.
+low scheduling priority and leave Ctrl-C and a SIGTERM to the trainer's process group to the trainer (which saves
+the run); they are daemons, ended with the trainer.
 """
 
 import os

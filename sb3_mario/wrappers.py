@@ -79,8 +79,8 @@ def configure_env_worker() -> None:
     """
     In a ``SubprocVecEnv`` worker process:
 
-    - leave Ctrl-C and a SIGTERM sent to the whole job to the trainer, which saves the run and then closes its
-      workers (:func:`sb3_mario.worker_signals.shield_worker`);
+    - leave Ctrl-C and a SIGTERM sent to the trainer's process group to the trainer, which saves the run and then
+      closes its workers (:func:`sb3_mario.worker_signals.shield_worker`);
     - run OpenCV single-threaded: one worker per core is the parallelism; a thread pool in each would fight
       over the cores.
     """
