@@ -256,7 +256,7 @@ def running(pid: int) -> bool:
 
 def test_zoo_run_killed_with_sigterm_saves_and_resumes(tmp_path):
     # subprocess envs: the zoo config's async_envs path, with env steps in flight when the signal comes. The signal
-    # goes to the whole process group, env and evaluation workers included, as `timeout` and job schedulers send it
+    # goes to the whole process group, env and evaluation workers included, as `timeout` and `kill -- -PGID` send it
     total = 400  # the first checkpoint comes at 100 steps: SIGTERM well before the end, a short resume after it
     tiny = ["-params", "buffer_size:600", "learning_starts:64", "n_envs:2", "gradient_steps:2", f"n_timesteps:{total}"]
     args = ["-m", "rl_zoo3.train", "--algo", "ddqn", "--env", ENV_ID, "-f", "logs", "--save-freq", "100",
