@@ -59,7 +59,7 @@ def test_train_on_mario_uses_subprocess_envs_and_says_what_takes_time(ddqn_run):
     started = r"starting 2 Mario training envs in subprocesses\.\.\.\n(.*\n)*.*2 Mario training envs ready in"
     assert re.search(started, out)
     assert "evaluating every 150 steps on 1 episodes in 1 worker process(es)" in out
-    assert re.search(r"Replay buffer: FrameReplayBuffer, 600 transitions, [0-9.]+ GiB once full", out)
+    assert re.search(r"Replay buffer: PrioritizedFrameReplayBuffer, 600 transitions, [0-9.]+ GiB once full", out)
     assert "Learning starts at num_timesteps=" in out
 
 
@@ -102,6 +102,21 @@ def test_train_writes_model_buffer_checkpoints_and_logs(ddqn_run):
     assert list((ddqn_run / "tb" / ENV_ID).glob("DoubleDQN_1/events.out.tfevents.*"))
     config = (run_dir / ENV_ID / "config.yml").read_text()
     assert "sb3_mario.wrappers.MarioWrapper" in config and "MarioCNN" in config
+
+
+@pytest.mark.slow
+def test_the_mario_config_trains_with_sticky_actions_prioritized_replay_and_restarts(ddqn_run):
+    # what the README's "The trained agent" says the main command trains with
+    run_dir = ddqn_run / "logs" / "ddqn" / f"{ENV_ID}_1"
+    model = DoubleDQN.load(run_dir / f"{ENV_ID}.zip", device="cpu")
+    assert (model.failure_restarts, model.failure_restart_steps) == (0.25, 30)
+    assert model.replay_buffer_class.__name__ == "PrioritizedFrameReplayBuffer"
+    assert model.batch_size == 64 and model._total_timesteps == 400  # -n 400 overrides the config's 1M
+    hyperparams = dict(yaml.load((run_dir / ENV_ID / "config.yml").read_text(), Loader=yaml.UnsafeLoader))
+    assert hyperparams["env_wrapper"][0]["sb3_mario.wrappers.MarioWrapper"]["sticky_actions"] == 0.25
+    assert hyperparams["n_timesteps"] == 1e6 and hyperparams["learning_rate"] == "lin_2e-4"
+    # the monitor logs which episodes restarted, so that training statistics can leave them out
+    assert "restarted" in (run_dir / "0.monitor.csv").read_text().splitlines()[1].split(",")
 
 
 @pytest.mark.slow
