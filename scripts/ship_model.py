@@ -5,7 +5,8 @@
 writes models/<env_id>.pt + .json (weights only, for ``python -m sb3_mario.evaluate`` and ``record``) and
 models/ddqn/<env_id>_1/{<env_id>.zip, <env_id>/*.yml} (for ``rl_zoo3.enjoy -f models`` and ``DoubleDQN.load``).
 The ``.pt`` holds float16 weights when their greedy actions on the 20 evaluation episodes of
-``python -m sb3_mario.evaluate`` (seeds 0..19, 0-30 no-op frames) are exactly those of the float32 weights, else
+``python -m sb3_mario.evaluate`` (seeds 0..19, 0-30 no-op frames; for a model trained with sticky actions, with
+and without them) are exactly those of the float32 weights, else
 float16 for the largest tensors only (the first linear layer) when those play the same, else float32; the script
 says which. The zip holds the float32 Q-network (online and target) and a fresh
 optimizer, nothing of the replay buffer.
@@ -39,20 +40,27 @@ def main() -> None:
     model.num_timesteps = config["num_timesteps"]
     pipeline = dict(env_id=env_id, wrapper_kwargs=config["wrapper_kwargs"], frame_stack=config["frame_stack"])
     # the smallest file whose greedy actions are those of the float32 weights: every tensor as float16, else the
-    # largest ones only (the first linear layer holds ~95% of a CNN's weights), else float32
-    eval_env = make_pipeline_env(config, env_id=env_id)
+    # largest ones only (the first linear layer holds ~95% of a CNN's weights), else float32; on the 20 evaluation
+    # episodes as trained and, for a model trained with sticky actions, also without them (both are reported)
+    sticky = config["wrapper_kwargs"].get("sticky_actions", 0.0)
+    eval_envs = {f"sticky actions {p}": make_pipeline_env(config, env_id=env_id, sticky_actions=p)
+                 for p in dict.fromkeys((sticky, 0.0))}  # fmt: skip
     half: bool | list[str] = False
     with tempfile.TemporaryDirectory() as tmp:
         for candidate, name in ((True, "every tensor"), (largest_tensors(policy), "the largest tensors")):
             halved, _ = load_weights(export_weights(model, Path(tmp) / "half", half=candidate, **pipeline)[0])
-            steps, mismatch = compare_greedy_actions(policy, halved, eval_env, n_episodes=20)
-            where = "" if mismatch is None else f", first difference at (episode, step) {mismatch}"
-            print(f"float16 for {name}: {'the same' if mismatch is None else 'other'} greedy actions on the 20 "
-                  f"evaluation episodes ({steps} steps compared{where})")  # fmt: skip
-            if mismatch is None:
+            same = True
+            for protocol, eval_env in eval_envs.items():
+                steps, mismatch = compare_greedy_actions(policy, halved, eval_env, n_episodes=20)
+                where = "" if mismatch is None else f", first difference at (episode, step) {mismatch}"
+                print(f"float16 for {name}: {'the same' if mismatch is None else 'other'} greedy actions on the 20 "
+                      f"evaluation episodes, {protocol} ({steps} steps compared{where})")  # fmt: skip
+                same = same and mismatch is None
+            if same:
                 half = candidate
                 break
-    eval_env.close()
+    for eval_env in eval_envs.values():
+        eval_env.close()
     shipped = export_weights(model, MODELS / env_id, half=half, **pipeline)
     run = MODELS / "ddqn" / f"{env_id}_1"
     model.save(run / f"{env_id}.zip")

@@ -64,10 +64,12 @@ def test_a_float16_model_plays_the_greedy_actions_of_its_float32_zip(weights):
     if config.get("dtype") == "float32":
         pytest.skip(f"{weights.name} holds float32 weights")
     reference = DoubleDQN.load(MODELS / "ddqn" / f"{config['env_id']}_1" / f"{config['env_id']}.zip", device="cpu")
-    env = make_pipeline_env(config, env_id=config["env_id"])
-    steps, mismatch = compare_greedy_actions(reference, policy, env, n_episodes=20)
-    env.close()
-    assert mismatch is None and steps > 20
+    # as trained and, for a model trained with sticky actions, also without them
+    for sticky in dict.fromkeys((config["wrapper_kwargs"].get("sticky_actions", 0.0), 0.0)):
+        env = make_pipeline_env(config, env_id=config["env_id"], sticky_actions=sticky)
+        steps, mismatch = compare_greedy_actions(reference, policy, env, n_episodes=20)
+        env.close()
+        assert mismatch is None and steps > 20, f"sticky actions {sticky}: first difference at {mismatch}"
 
 
 def test_float16_weights_are_checked_against_float32_ones(tmp_path):
