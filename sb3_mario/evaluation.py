@@ -146,6 +146,15 @@ def pipeline_env_id(pipeline: dict[str, Any], env_id: str | None = None) -> str:
     return env_id or pipeline.get("env_id") or "SuperMarioBros-1-1-v0"
 
 
+def trained_and_plain_sticky_actions(pipeline: dict[str, Any]) -> list[float]:
+    """
+    :param pipeline: what :func:`~sb3_mario.loading.load_model` returns beside the model (``wrapper_kwargs``)
+    :return: the sticky-action probabilities a copy of the model (e.g. its float16 export) must play like it with:
+        the one it was trained with, and none, once each (``[0.0]`` for a model trained without them)
+    """
+    return list(dict.fromkeys((float(pipeline.get("wrapper_kwargs", {}).get("sticky_actions", 0.0)), 0.0)))
+
+
 def evaluate_pipeline(
     model: BaseAlgorithm | BasePolicy,
     pipeline: dict[str, Any],

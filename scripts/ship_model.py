@@ -21,7 +21,7 @@ from pathlib import Path
 import torch as th
 
 from sb3_mario import DoubleDQN, MarioCNN, make_mario_env
-from sb3_mario.evaluation import compare_greedy_actions, make_pipeline_env
+from sb3_mario.evaluation import compare_greedy_actions, make_pipeline_env, trained_and_plain_sticky_actions
 from sb3_mario.weights import export_weights, largest_tensors, load_weights
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -42,19 +42,18 @@ def main() -> None:
     # the smallest file whose greedy actions are those of the float32 weights: every tensor as float16, else the
     # largest ones only (the first linear layer holds ~95% of a CNN's weights), else float32; on the 20 evaluation
     # episodes as trained and, for a model trained with sticky actions, also without them (both are reported)
-    sticky = config["wrapper_kwargs"].get("sticky_actions", 0.0)
-    eval_envs = {f"sticky actions {p}": make_pipeline_env(config, env_id=env_id, sticky_actions=p)
-                 for p in dict.fromkeys((sticky, 0.0))}  # fmt: skip
+    eval_envs = {p: make_pipeline_env(config, env_id=env_id, sticky_actions=p)
+                 for p in trained_and_plain_sticky_actions(config)}  # fmt: skip
     half: bool | list[str] = False
     with tempfile.TemporaryDirectory() as tmp:
         for candidate, name in ((True, "every tensor"), (largest_tensors(policy), "the largest tensors")):
             halved, _ = load_weights(export_weights(model, Path(tmp) / "half", half=candidate, **pipeline)[0])
             same = True
-            for protocol, eval_env in eval_envs.items():
+            for sticky, eval_env in eval_envs.items():
                 steps, mismatch = compare_greedy_actions(policy, halved, eval_env, n_episodes=20)
                 where = "" if mismatch is None else f", first difference at (episode, step) {mismatch}"
                 print(f"float16 for {name}: {'the same' if mismatch is None else 'other'} greedy actions on the 20 "
-                      f"evaluation episodes, {protocol} ({steps} steps compared{where})")  # fmt: skip
+                      f"evaluation episodes, sticky actions {sticky} ({steps} steps compared{where})")  # fmt: skip
                 same = same and mismatch is None
             if same:
                 half = candidate

@@ -181,3 +181,11 @@ def test_float16_for_the_largest_tensors_only(tmp_path):
     assert [load_weights(p)[1]["dtype"] for p in (full, plain)] == ["float16", "float32"]
     with pytest.raises(ValueError, match="does not have: \\['q_net.9.weight'\\]"):
         export_weights(model, tmp_path / "bad", half=["q_net.9.weight"])
+
+
+def test_a_copy_of_a_sticky_trained_model_is_compared_with_and_without_sticky_actions():
+    from sb3_mario.evaluation import trained_and_plain_sticky_actions
+
+    assert trained_and_plain_sticky_actions({"wrapper_kwargs": {"sticky_actions": 0.25}}) == [0.25, 0.0]
+    assert trained_and_plain_sticky_actions({"wrapper_kwargs": {"sticky_actions": 0}}) == [0.0]
+    assert trained_and_plain_sticky_actions({"wrapper_kwargs": {}}) == trained_and_plain_sticky_actions({}) == [0.0]

@@ -11,7 +11,12 @@ import pytest
 import torch as th
 
 from sb3_mario import DoubleDQN, make_mario_env
-from sb3_mario.evaluation import compare_greedy_actions, evaluate_mario, make_pipeline_env
+from sb3_mario.evaluation import (
+    compare_greedy_actions,
+    evaluate_mario,
+    make_pipeline_env,
+    trained_and_plain_sticky_actions,
+)
 from sb3_mario.record import record
 from sb3_mario.weights import export_weights, largest_tensors, load_weights
 
@@ -65,7 +70,7 @@ def test_a_float16_model_plays_the_greedy_actions_of_its_float32_zip(weights):
         pytest.skip(f"{weights.name} holds float32 weights")
     reference = DoubleDQN.load(MODELS / "ddqn" / f"{config['env_id']}_1" / f"{config['env_id']}.zip", device="cpu")
     # as trained and, for a model trained with sticky actions, also without them
-    for sticky in dict.fromkeys((config["wrapper_kwargs"].get("sticky_actions", 0.0), 0.0)):
+    for sticky in trained_and_plain_sticky_actions(config):
         env = make_pipeline_env(config, env_id=config["env_id"], sticky_actions=sticky)
         steps, mismatch = compare_greedy_actions(reference, policy, env, n_episodes=20)
         env.close()
