@@ -177,11 +177,29 @@ def test_keeps_sb3_api(vector_env, tmp_path):
         (dict(gamma=1.5), "gamma"),
         (dict(n_steps=0), "n_steps"),
         (dict(exploration_final_eps=-0.1), "exploration_final_eps"),
+        (dict(learning_rate_final=-1e-5), "learning_rate_final"),
+        (dict(learning_rate_final=1e-5, learning_rate_fraction=0.0), "learning_rate_fraction"),
     ],
 )
 def test_bad_hyperparameters_are_named(vector_env, kwargs, word):
     with pytest.raises(ValueError, match=word):
         DoubleDQN("MlpPolicy", vector_env, **kwargs)
+
+
+@pytest.mark.parametrize("learning_rate", [2e-4, lambda progress_remaining: 2e-4 * progress_remaining])
+def test_a_falling_learning_rate_reaches_its_floor_and_stays(vector_env, tmp_path, learning_rate):
+    # 2e-4 falling to 1e-5 over the first 80% of 100 steps: 2e-4 - (2e-4 - 1e-5) * done / 0.8, then 1e-5. A
+    # schedule (rl-zoo's lin_2e-4) starts the fall from its value at the start
+    model = DoubleDQN("MlpPolicy", vector_env, learning_rate=learning_rate, learning_rate_final=1e-5,
+                      learning_rate_fraction=0.8, learning_starts=0, buffer_size=64, device="cpu")  # fmt: skip
+    for done, expected in ((0.0, 2e-4), (0.4, 1.05e-4), (0.8, 1e-5), (0.9, 1e-5), (1.0, 1e-5)):
+        assert model.lr_schedule(1.0 - done) == pytest.approx(expected)
+    model.learn(100)  # the last updates come after 80% of the 100 steps: at the floor
+    assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
+    model.save(tmp_path / "model")
+    loaded = DoubleDQN.load(tmp_path / "model", device="cpu")
+    assert loaded.lr_schedule(0.6) == pytest.approx(2e-4 - 1.9e-4 * 0.4 / 0.8)
+    assert (loaded.learning_rate_final, loaded.learning_rate_fraction) == (1e-5, 0.8)
 
 
 def test_a_replay_buffer_gamma_other_than_the_algorithm_s_is_refused(vector_env):

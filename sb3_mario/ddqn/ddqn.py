@@ -13,6 +13,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.save_util import save_to_pkl
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.dqn import DQN
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy, MlpPolicy, MultiInputPolicy
 
@@ -108,6 +109,12 @@ class DoubleDQN(DQN):
         stage's start (see :mod:`sb3_mario.restarts`). 0 (the default): every episode starts at the stage's start.
         Evaluation always plays from the stage's start
     :param failure_restart_steps: how many agent steps before a failure its restart state may lie, at most
+    :param learning_rate_final: where given, the learning rate falls linearly, as the exploration rate does, from
+        ``learning_rate`` (its value at the start, where it is a schedule) to ``learning_rate_final`` over the
+        first ``learning_rate_fraction`` of training, and stays there. ``None`` (the default): ``learning_rate``
+        as given
+    :param learning_rate_fraction: the fraction of training over which the learning rate falls to
+        ``learning_rate_final``
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -152,6 +159,8 @@ class DoubleDQN(DQN):
         ez_greedy_max_duration: int = 100,
         failure_restarts: float = 0.0,
         failure_restart_steps: int = 30,
+        learning_rate_final: float | None = None,
+        learning_rate_fraction: float = 1.0,
     ) -> None:
         self.cuda_graph = cuda_graph
         self.overlap_env_step = overlap_env_step
@@ -164,11 +173,18 @@ class DoubleDQN(DQN):
         self._exploration: ExtendedExploration | None = None  # built for the env's number of envs when needed
         self.failure_restarts = failure_restarts
         self.failure_restart_steps = failure_restart_steps
-        # ez-greedy's settings are checked only where it is on (None: epsilon-greedy)
+        self.learning_rate_final = learning_rate_final
+        self.learning_rate_fraction = learning_rate_fraction
+        # ez-greedy's settings are checked only where it is on (None: epsilon-greedy), the falling learning rate's
+        # only where it falls
         ez_greedy = {} if ez_greedy_mu is None else dict(ez_greedy_mu=ez_greedy_mu,
                                                          ez_greedy_max_duration=ez_greedy_max_duration)  # fmt: skip
+        falling = {}
+        if learning_rate_final is not None:
+            falling = dict(learning_rate_final=learning_rate_final, learning_rate_fraction=learning_rate_fraction)
         check_hyperparameters(
             **ez_greedy,
+            **falling,
             buffer_size=buffer_size,
             learning_starts=learning_starts,
             batch_size=batch_size,
@@ -184,6 +200,10 @@ class DoubleDQN(DQN):
             failure_restarts=failure_restarts,
             failure_restart_steps=failure_restart_steps,
         )
+        if learning_rate_final is not None:
+            # from the start value (rl-zoo hands even a constant over as a schedule) down to the floor, then flat
+            start = learning_rate(1.0) if callable(learning_rate) else learning_rate
+            learning_rate = LinearSchedule(float(start), learning_rate_final, learning_rate_fraction)
         replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
         if isinstance(replay_buffer_class, type) and issubclass(replay_buffer_class, N_STEP_BUFFERS):
             # an n-step buffer given no gamma discounts as the algorithm does, not with its own default of 0.99

@@ -22,6 +22,8 @@ HYPERPARAMETER_RULES: dict[str, tuple[str, Any]] = {
     "ez_greedy_max_duration": ("an integer >= 1", lambda v: v >= 1 and int(v) == v),
     "failure_restarts": ("in [0, 1]", lambda v: 0 <= v <= 1),
     "failure_restart_steps": ("an integer >= 1", lambda v: v >= 1 and int(v) == v),
+    "learning_rate_final": (">= 0", lambda v: v >= 0),
+    "learning_rate_fraction": ("in (0, 1]", lambda v: 0 < v <= 1),
 }
 
 
