@@ -3,6 +3,13 @@
     python benchmarks/e2e_breakdown.py --n-envs 16 --seconds 40
     python benchmarks/e2e_breakdown.py --async-envs --n-envs 16 --seconds 25 --ahead 512  # envs free to run ahead
     python benchmarks/e2e_breakdown.py --async-envs --n-envs 16 --seconds 25 --ceiling   # vs speed.py's ceiling
+    python benchmarks/e2e_breakdown.py --package-config --seconds 60 --ceiling   # what the main command trains
+
+By default the model is ``speed.py``'s end-to-end one (uniform replay, batch 32, one update per 4 transitions, no
+sticky actions); ``--package-config`` builds it and its envs from the package's ``zoo_configs/ddqn.yml`` section of
+1-1 instead, as ``python -m rl_zoo3.train --algo ddqn --env SuperMarioBros-1-1-v0`` does (prioritized replay,
+failure restarts, sticky actions, its batch size and updates per transition, async envs), with epsilon at its floor
+as in all but the first 200k steps of a run.
 
 Wraps the VecEnv layers and DoubleDQN's methods with timers (exclusive time per layer) and reads the
 workers' CPU time from /proc. With ``--ceiling`` it first measures ``speed.py``'s ceiling (the env processes
@@ -17,15 +24,21 @@ import os
 import time
 
 import torch as th
+import yaml
 from speed import ENV_ID, bench_ceiling, replay_ratio  # benchmarks/speed.py
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecFrameStack, VecTransposeImage
 
+import sb3_mario
 from sb3_mario import DoubleDQN, MarioCNN, make_mario_env
 from sb3_mario.buffers import FrameReplayBuffer
 from sb3_mario.ddqn import actors
 from sb3_mario.ddqn.actors import AsyncEnvs
 from sb3_mario.ddqn.overlap import OverlappedLoop
+from sb3_mario.zoo import config_dir
+
+# keys of a zoo config section that build the envs or the run, not the model
+ZOO_ONLY = ("env_wrapper", "frame_stack", "monitor_kwargs", "n_envs", "n_timesteps", "policy")
 
 TOTALS: collections.Counter = collections.Counter()
 STACK: list[float] = []  # child time of the enclosing timed call
@@ -54,25 +67,62 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def package_section() -> dict:
+    """:return: the package's 1-1 section of ``zoo_configs/ddqn.yml``"""
+    with open(config_dir() / "ddqn.yml") as f:
+        return dict(yaml.safe_load(f)[ENV_ID])
+
+
+def package_model(section: dict, n_envs: int, device: str) -> tuple[DoubleDQN, object]:
+    """
+    The model and envs of a zoo config section, as rl-zoo builds them, but with a constant learning rate (the
+    same speed) and epsilon at its final value from the start, as in all but the first 200k steps of a run.
+
+    :param section: the zoo config section
+    :param n_envs: how many envs
+    :param device: the model's device
+    :return: the model and its VecEnv
+    """
+    ((wrapper, wrapper_kwargs),) = section["env_wrapper"][0].items()
+    assert wrapper == "sb3_mario.wrappers.MarioWrapper", wrapper
+    env = make_mario_env(ENV_ID, n_envs=n_envs, seed=0, vec_env_cls="subproc", wrapper_kwargs=wrapper_kwargs,
+                         frame_stack=section["frame_stack"])  # fmt: skip
+    kwargs = {k: v for k, v in section.items() if k not in ZOO_ONLY}
+    names = {"sb3_mario": sb3_mario, "dict": dict}
+    for key in ("policy_kwargs", "replay_buffer_kwargs", "replay_buffer_class"):
+        kwargs[key] = eval(kwargs[key], names)  # the zoo's python strings, as rl-zoo reads them
+    kwargs["learning_rate"] = float(str(kwargs["learning_rate"]).removeprefix("lin_"))
+    kwargs["exploration_initial_eps"] = kwargs["exploration_final_eps"]
+    kwargs["cuda_graph"] = kwargs["cuda_graph"] and device == "cuda"
+    return DoubleDQN(section["policy"], env, device=device, seed=0, **kwargs), env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n-envs", type=int, default=16)
+    parser.add_argument("--n-envs", type=int, default=None, help="default: 16, or the package config's")
     parser.add_argument("--seconds", type=float, default=40)
     parser.add_argument("--vec-env", default="subproc")
     parser.add_argument("--async-envs", action="store_true")
     parser.add_argument("--ahead", type=int, default=actors.AHEAD, help="with --async-envs: steps an env may run "
                         "ahead of the slowest one (default: the package's AHEAD)")  # fmt: skip
     parser.add_argument("--ceiling", action="store_true", help="first measure speed.py's env ceiling, for comparison")
+    parser.add_argument("--package-config", action="store_true", help="the model and envs of the package's 1-1 "
+                        "config (zoo_configs/ddqn.yml) instead of speed.py's")  # fmt: skip
     args = parser.parse_args()
-    ceiling = bench_ceiling(args.n_envs, seconds=10) if args.ceiling else None
     device = "cuda" if th.cuda.is_available() else "cpu"
-    env = make_mario_env(ENV_ID, n_envs=args.n_envs, seed=0, vec_env_cls=args.vec_env)
-    train_freq, gradient_steps = replay_ratio(args.n_envs)
-    model = DoubleDQN("CnnPolicy", env, buffer_size=100_000, learning_starts=2000, train_freq=train_freq,
-                      gradient_steps=gradient_steps, device=device, seed=0, cuda_graph=True, overlap_env_step=True,
-                      async_envs=args.async_envs,
-                      replay_buffer_class=FrameReplayBuffer, replay_buffer_kwargs=dict(storage_device=device),
-                      policy_kwargs=dict(features_extractor_class=MarioCNN))  # fmt: skip
+    section = package_section() if args.package_config else {}
+    args.n_envs = args.n_envs or section.get("n_envs", 16)
+    ceiling = bench_ceiling(args.n_envs, seconds=10) if args.ceiling else None
+    if args.package_config:
+        model, env = package_model(section, args.n_envs, device)
+    else:
+        env = make_mario_env(ENV_ID, n_envs=args.n_envs, seed=0, vec_env_cls=args.vec_env)
+        train_freq, gradient_steps = replay_ratio(args.n_envs)
+        model = DoubleDQN("CnnPolicy", env, buffer_size=100_000, learning_starts=2000, train_freq=train_freq,
+                          gradient_steps=gradient_steps, device=device, seed=0, cuda_graph=True,
+                          overlap_env_step=True, async_envs=args.async_envs, replay_buffer_class=FrameReplayBuffer,
+                          replay_buffer_kwargs=dict(storage_device=device),
+                          policy_kwargs=dict(features_extractor_class=MarioCNN))  # fmt: skip
     classes = [SubprocVecEnv, VecFrameStack, VecTransposeImage, AsyncEnvs]
     for cls in classes:
         for method in ("step_async", "step_wait"):
@@ -94,12 +144,13 @@ def main() -> None:
             if isinstance(self.locals["env"], AsyncEnvs):
                 self.locals["env"].ahead = args.ahead
             now = time.perf_counter()
-            if not state and self.num_timesteps >= 20_000:
+            if not state and self.num_timesteps >= start_timing:
                 TOTALS.clear()
                 state.update(t0=now, n0=self.num_timesteps, cpu0=sum(cpu_seconds(p) for p in workers),
                              own0=time.process_time())  # fmt: skip
             return not state or now - state["t0"] < args.seconds
 
+    start_timing = max(20_000, model.learning_starts + 10_000)  # the CUDA graphs captured, learning under way
     start = time.perf_counter()
     model.learn(10**9, callback=Window())
     wall = time.perf_counter() - state["t0"]
