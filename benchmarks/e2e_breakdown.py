@@ -4,6 +4,7 @@
     python benchmarks/e2e_breakdown.py --async-envs --n-envs 16 --seconds 25 --ahead 512  # envs free to run ahead
     python benchmarks/e2e_breakdown.py --async-envs --n-envs 16 --seconds 25 --ceiling   # vs speed.py's ceiling
     python benchmarks/e2e_breakdown.py --package-config --seconds 60 --ceiling   # what the main command trains
+    python benchmarks/e2e_breakdown.py --package-config --seconds 20 --torch-setting tf32   # a PyTorch setting on
 
 By default the model is ``speed.py``'s end-to-end one (uniform replay, batch 32, one update per 4 transitions, no
 sticky actions); ``--package-config`` builds it and its envs from the package's ``zoo_configs/ddqn.yml`` section of
@@ -25,6 +26,7 @@ import time
 
 import torch as th
 import yaml
+from profile_learner import SETTINGS  # benchmarks/profile_learner.py
 from speed import ENV_ID, bench_ceiling, replay_ratio  # benchmarks/speed.py
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecFrameStack, VecTransposeImage
@@ -108,7 +110,11 @@ def main() -> None:
     parser.add_argument("--ceiling", action="store_true", help="first measure speed.py's env ceiling, for comparison")
     parser.add_argument("--package-config", action="store_true", help="the model and envs of the package's 1-1 "
                         "config (zoo_configs/ddqn.yml) instead of speed.py's")  # fmt: skip
+    parser.add_argument("--torch-setting", choices=sorted(SETTINGS),
+                        help="turn this PyTorch setting on first (profile_learner.py --compare)")  # fmt: skip
     args = parser.parse_args()
+    if args.torch_setting:
+        setattr(*SETTINGS[args.torch_setting], True)
     device = "cuda" if th.cuda.is_available() else "cpu"
     section = package_section() if args.package_config else {}
     args.n_envs = args.n_envs or section.get("n_envs", 16)
