@@ -5,6 +5,7 @@
     python benchmarks/e2e_breakdown.py --async-envs --n-envs 16 --seconds 25 --ceiling   # vs speed.py's ceiling
     python benchmarks/e2e_breakdown.py --package-config --seconds 60 --ceiling   # what the main command trains
     python benchmarks/e2e_breakdown.py --package-config --seconds 20 --torch-setting tf32   # a PyTorch setting on
+    python benchmarks/e2e_breakdown.py --package-config --seconds 30 --profile 40   # the trainer's functions too
 
 By default the model is ``speed.py``'s end-to-end one (uniform replay, batch 32, one update per 4 transitions, no
 sticky actions); ``--package-config`` builds it and its envs from the package's ``zoo_configs/ddqn.yml`` section of
@@ -14,14 +15,18 @@ as in all but the first 200k steps of a run.
 
 Wraps the VecEnv layers and DoubleDQN's methods with timers (exclusive time per layer) and reads the
 workers' CPU time from /proc. With ``--ceiling`` it first measures ``speed.py``'s ceiling (the env processes
-stepping alone, each on a core all the time) and compares the workers' steps per CPU-second with it.
+stepping alone, each on a core all the time) and compares the workers' steps per CPU-second with it. With
+``--profile N`` it also runs cProfile over the trainer's process during the window and prints its N functions of
+most own time (the timers' overhead included).
 A diagnostic for benchmarks/speed.py's end-to-end row, not a benchmark.
 """
 
 import argparse
 import collections
+import cProfile
 import functools
 import os
+import pstats
 import time
 
 import torch as th
@@ -112,6 +117,7 @@ def main() -> None:
                         "config (zoo_configs/ddqn.yml) instead of speed.py's")  # fmt: skip
     parser.add_argument("--torch-setting", choices=sorted(SETTINGS),
                         help="turn this PyTorch setting on first (profile_learner.py --compare)")  # fmt: skip
+    parser.add_argument("--profile", type=int, metavar="N", help="also cProfile the trainer in the window: top N")
     args = parser.parse_args()
     if args.torch_setting:
         setattr(*SETTINGS[args.torch_setting], True)
@@ -144,6 +150,7 @@ def main() -> None:
     model.replay_buffer.add = timed("buffer.add", model.replay_buffer.add)
     workers = [p.pid for p in getattr(venv, "processes", [])]
     state: dict[str, float] = {}
+    profiler = cProfile.Profile() if args.profile else None
 
     class Window(BaseCallback):
         def _on_step(self) -> bool:
@@ -154,7 +161,13 @@ def main() -> None:
                 TOTALS.clear()
                 state.update(t0=now, n0=self.num_timesteps, cpu0=sum(cpu_seconds(p) for p in workers),
                              own0=time.process_time())  # fmt: skip
-            return not state or now - state["t0"] < args.seconds
+                if profiler is not None:
+                    profiler.enable()
+            if state and now - state["t0"] >= args.seconds:
+                if profiler is not None:
+                    profiler.disable()
+                return False
+            return True
 
     start_timing = max(20_000, model.learning_starts + 10_000)  # the CUDA graphs captured, learning under way
     start = time.perf_counter()
@@ -174,6 +187,8 @@ def main() -> None:
     for name, total in TOTALS.most_common():
         print(f"{name:45s} {1000 * total / vec_steps:7.3f} ms/vec-step {total / wall:6.1%}")
     print(f"{'(rest of the SB3 loop)':45s} {1000 * (wall - accounted) / vec_steps:7.3f} ms/vec-step")
+    if profiler is not None:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
     env.close()
 
 
