@@ -4,12 +4,14 @@
     python benchmarks/profile_learner.py --prioritized --batch-size 64   # the package config's replay and batch
     python benchmarks/profile_learner.py --prioritized --batch-size 64 --kernels    # the GPU kernels of one step
     python benchmarks/profile_learner.py --prioritized --batch-size 64 --compare tf32   # a PyTorch setting, off/on
+    python benchmarks/profile_learner.py --prioritized --batch-size 64 --compare channels-last
 
 ``--kernels`` times the CUDA kernels of eager gradient steps (torch.profiler): what a captured graph replays.
-``--compare`` builds the model again for each three timings, with a process-wide PyTorch setting off and on in turn
+``--compare`` builds the model again for each three timings, with a process-wide PyTorch setting
 (``tf32``: TF32 matrix multiplications; ``cudnn-benchmark``: cuDNN's autotuned convolution algorithms, which a
-captured graph keeps), and prints the updates per second of each. A diagnostic for the learner row of
-benchmarks/speed.py, not a benchmark.
+captured graph keeps) or a setting of the model (``channels-last``: weights and batches in channels-last memory
+order, as on a CPU) off and on in turn, and prints the updates per second of each. A diagnostic for the learner
+row of benchmarks/speed.py, not a benchmark.
 """
 
 import argparse
@@ -26,6 +28,27 @@ from sb3_mario.prioritized_replay import PrioritizedFrameReplayBuffer
 
 #: the process-wide settings that --compare turns off and on
 SETTINGS = {"tf32": (th.backends.cuda.matmul, "allow_tf32"), "cudnn-benchmark": (th.backends.cudnn, "benchmark")}
+
+
+def use_channels_last(model: DoubleDQN) -> None:
+    """Weights and batches of a model in channels-last memory order, as DoubleDQN has them on a CPU (same math)."""
+    model._channels_last = True
+    model.policy.to(memory_format=th.channels_last)
+
+
+#: the settings of one model that --compare turns off and on
+MODEL_SETTINGS = {"channels-last": use_channels_last}
+
+
+def turn_on(setting: str, model: DoubleDQN | None = None) -> None:
+    """
+    :param setting: a key of :data:`SETTINGS` (set before the model is built) or of :data:`MODEL_SETTINGS`
+    :param model: the model, for a model setting (before its first gradient step)
+    """
+    if setting in SETTINGS:
+        setattr(*SETTINGS[setting], True)
+    elif model is not None:
+        MODEL_SETTINGS[setting](model)
 
 
 def build(args: argparse.Namespace, device: str, cuda_graph: bool = True) -> DoubleDQN:
@@ -67,7 +90,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--prioritized", action="store_true", help="PrioritizedFrameReplayBuffer (alpha 0.6)")
     parser.add_argument("--kernels", action="store_true", help="time the CUDA kernels of one step (needs a GPU)")
-    parser.add_argument("--compare", choices=sorted(SETTINGS), help="updates/s with this setting off and on")
+    parser.add_argument("--compare", choices=sorted(SETTINGS | MODEL_SETTINGS),
+                        help="updates/s with this setting off and on")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=2, help="with --compare: builds of each, in turn")
     args = parser.parse_args()
     device = "cuda" if th.cuda.is_available() else "cpu"
@@ -77,11 +101,14 @@ def main() -> None:
         kernels(args, device)
         return
     if args.compare:
-        module, name = SETTINGS[args.compare]
         for _ in range(args.repeats):
             for on in (False, True):
-                setattr(module, name, on)
-                rate = time_train(build(args, device), args.updates, repeats=3, batch_size=args.batch_size)
+                if args.compare in SETTINGS:
+                    setattr(*SETTINGS[args.compare], on)
+                model = build(args, device)
+                if on:
+                    turn_on(args.compare, model)
+                rate = time_train(model, args.updates, repeats=3, batch_size=args.batch_size)
                 print(f"{args.compare} {'on ' if on else 'off'}: {rate:,.0f} updates/s (median of 3 timings)")
         return
     model = build(args, device)
