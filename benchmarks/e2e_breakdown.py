@@ -29,9 +29,9 @@ import os
 import pstats
 import time
 
+import profile_learner  # benchmarks/profile_learner.py
 import torch as th
 import yaml
-from profile_learner import MODEL_SETTINGS, SETTINGS, turn_on  # benchmarks/profile_learner.py
 from speed import ENV_ID, bench_ceiling, replay_ratio  # benchmarks/speed.py
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecFrameStack, VecTransposeImage
@@ -115,12 +115,12 @@ def main() -> None:
     parser.add_argument("--ceiling", action="store_true", help="first measure speed.py's env ceiling, for comparison")
     parser.add_argument("--package-config", action="store_true", help="the model and envs of the package's 1-1 "
                         "config (zoo_configs/ddqn.yml) instead of speed.py's")  # fmt: skip
-    parser.add_argument("--torch-setting", choices=sorted(SETTINGS | MODEL_SETTINGS),
+    parser.add_argument("--torch-setting", choices=sorted(profile_learner.SETTINGS | profile_learner.MODEL_SETTINGS),
                         help="turn this PyTorch setting on first (profile_learner.py --compare)")  # fmt: skip
     parser.add_argument("--profile", type=int, metavar="N", help="also cProfile the trainer in the window: top N")
     args = parser.parse_args()
     if args.torch_setting:
-        turn_on(args.torch_setting)  # a process-wide one, before the model is built
+        profile_learner.set_process_setting(args.torch_setting, True)
     device = "cuda" if th.cuda.is_available() else "cpu"
     section = package_section() if args.package_config else {}
     args.n_envs = args.n_envs or section.get("n_envs", 16)
@@ -136,7 +136,7 @@ def main() -> None:
                           replay_buffer_kwargs=dict(storage_device=device),
                           policy_kwargs=dict(features_extractor_class=MarioCNN))  # fmt: skip
     if args.torch_setting:
-        turn_on(args.torch_setting, model)  # a setting of the model, before its first gradient step
+        profile_learner.set_model_setting(args.torch_setting, model)
     classes = [SubprocVecEnv, VecFrameStack, VecTransposeImage, AsyncEnvs]
     for cls in classes:
         for method in ("step_async", "step_wait"):

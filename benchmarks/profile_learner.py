@@ -40,14 +40,15 @@ def use_channels_last(model: DoubleDQN) -> None:
 MODEL_SETTINGS = {"channels-last": use_channels_last}
 
 
-def turn_on(setting: str, model: DoubleDQN | None = None) -> None:
-    """
-    :param setting: a key of :data:`SETTINGS` (set before the model is built) or of :data:`MODEL_SETTINGS`
-    :param model: the model, for a model setting (before its first gradient step)
-    """
+def set_process_setting(setting: str, on: bool) -> None:
+    """:param setting: a key of :data:`SETTINGS` (set it before building the model), else nothing is done"""
     if setting in SETTINGS:
-        setattr(*SETTINGS[setting], True)
-    elif model is not None:
+        setattr(*SETTINGS[setting], on)
+
+
+def set_model_setting(setting: str, model: DoubleDQN) -> None:
+    """:param setting: a key of :data:`MODEL_SETTINGS` (turned on before the first gradient step), else nothing"""
+    if setting in MODEL_SETTINGS:
         MODEL_SETTINGS[setting](model)
 
 
@@ -103,11 +104,10 @@ def main() -> None:
     if args.compare:
         for _ in range(args.repeats):
             for on in (False, True):
-                if args.compare in SETTINGS:
-                    setattr(*SETTINGS[args.compare], on)
+                set_process_setting(args.compare, on)
                 model = build(args, device)
                 if on:
-                    turn_on(args.compare, model)
+                    set_model_setting(args.compare, model)
                 rate = time_train(model, args.updates, repeats=3, batch_size=args.batch_size)
                 print(f"{args.compare} {'on ' if on else 'off'}: {rate:,.0f} updates/s (median of 3 timings)")
         return
