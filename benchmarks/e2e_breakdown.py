@@ -6,6 +6,7 @@
     python benchmarks/e2e_breakdown.py --package-config --seconds 60 --ceiling   # what the main command trains
     python benchmarks/e2e_breakdown.py --package-config --seconds 20 --torch-setting tf32   # a PyTorch setting on
     python benchmarks/e2e_breakdown.py --package-config --seconds 30 --profile 40   # the trainer's functions too
+    python benchmarks/e2e_breakdown.py --package-config --seconds 20 --sample-chunk 8   # 8 gradient steps a call
 
 By default the model is ``speed.py``'s end-to-end one (uniform replay, batch 32, one update per 4 transitions, no
 sticky actions); ``--package-config`` builds it and its envs from the package's ``zoo_configs/ddqn.yml`` section of
@@ -17,7 +18,9 @@ Wraps the VecEnv layers and DoubleDQN's methods with timers (exclusive time per 
 workers' CPU time from /proc. With ``--ceiling`` it first measures ``speed.py``'s ceiling (the env processes
 stepping alone, each on a core all the time) and compares the workers' steps per CPU-second with it. With
 ``--profile N`` it also runs cProfile over the trainer's process during the window and prints its N functions of
-most own time (the timers' overhead included).
+most own time (the timers' overhead included). On a machine with ``nvidia-smi`` it also samples the GPU's
+utilization (the share of time a kernel runs) through the window: whether the GPU or the trainer's CPU side is
+what the run waits for.
 A diagnostic for benchmarks/speed.py's end-to-end row, not a benchmark.
 """
 
@@ -27,6 +30,8 @@ import cProfile
 import functools
 import os
 import pstats
+import shutil
+import subprocess
 import time
 
 import profile_learner  # benchmarks/profile_learner.py
@@ -39,7 +44,7 @@ from stable_baselines3.common.vec_env import SubprocVecEnv, VecFrameStack, VecTr
 import sb3_mario
 from sb3_mario import DoubleDQN, MarioCNN, make_mario_env
 from sb3_mario.buffers import FrameReplayBuffer
-from sb3_mario.ddqn import actors
+from sb3_mario.ddqn import actors, learner, overlap
 from sb3_mario.ddqn.actors import AsyncEnvs
 from sb3_mario.ddqn.overlap import OverlappedLoop
 from sb3_mario.zoo import config_dir
@@ -72,6 +77,28 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class GpuUtilization:
+    """``nvidia-smi``'s GPU utilization (percent of time a kernel ran), sampled every 250 ms between start and stop
+    in a process of its own (no load on the trainer); nothing where there is no ``nvidia-smi``."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        if shutil.which("nvidia-smi") and th.cuda.is_available():
+            query = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-lms", "250",
+                     "-i", str(th.cuda.current_device())]  # fmt: skip
+            self.process = subprocess.Popen(query, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    def stop(self) -> list[float]:
+        """:return: the samples, in percent"""
+        if self.process is None:
+            return []
+        self.process.terminate()
+        out, _ = self.process.communicate()
+        return [float(line) for line in out.split() if line.strip().replace(".", "", 1).isdigit()]
 
 
 def package_section() -> dict:
@@ -118,7 +145,11 @@ def main() -> None:
     parser.add_argument("--torch-setting", choices=sorted(profile_learner.SETTINGS | profile_learner.MODEL_SETTINGS),
                         help="turn this PyTorch setting on first (profile_learner.py --compare)")  # fmt: skip
     parser.add_argument("--profile", type=int, metavar="N", help="also cProfile the trainer in the window: top N")
+    parser.add_argument("--sample-chunk", type=int, default=learner.SAMPLE_CHUNK, help="gradient steps per train "
+                        "call with async envs, batches per replay-buffer call under a CUDA graph (default: the "
+                        "package's SAMPLE_CHUNK)")  # fmt: skip
     args = parser.parse_args()
+    learner.SAMPLE_CHUNK = overlap.SAMPLE_CHUNK = args.sample_chunk
     if args.torch_setting:
         profile_learner.set_process_setting(args.torch_setting, True)
     device = "cuda" if th.cuda.is_available() else "cpu"
@@ -153,6 +184,7 @@ def main() -> None:
     workers = [p.pid for p in getattr(venv, "processes", [])]
     state: dict[str, float] = {}
     profiler = cProfile.Profile() if args.profile else None
+    gpu, gpu_samples = GpuUtilization(), []
 
     class Window(BaseCallback):
         def _on_step(self) -> bool:
@@ -163,9 +195,11 @@ def main() -> None:
                 TOTALS.clear()
                 state.update(t0=now, n0=self.num_timesteps, cpu0=sum(cpu_seconds(p) for p in workers),
                              own0=time.process_time())  # fmt: skip
+                gpu.start()
                 if profiler is not None:
                     profiler.enable()
             if state and now - state["t0"] >= args.seconds:
+                gpu_samples.extend(gpu.stop())
                 if profiler is not None:
                     profiler.disable()
                 return False
@@ -185,6 +219,12 @@ def main() -> None:
         per_cpu = steps / wall / (busy * len(workers))
         alone = f" (ceiling: {ceiling / args.n_envs:.0f} per process)" if ceiling else ""
         print(f"agent steps per worker CPU-second {per_cpu:.0f}{alone}")
+    if gpu_samples:
+        samples = sorted(gpu_samples)
+        print(
+            f"GPU utilization (nvidia-smi, {len(samples)} samples): mean {sum(samples) / len(samples):.0f}%, "
+            f"median {samples[len(samples) // 2]:.0f}%, range {samples[0]:.0f}-{samples[-1]:.0f}%"
+        )
     accounted = sum(TOTALS.values())
     for name, total in TOTALS.most_common():
         print(f"{name:45s} {1000 * total / vec_steps:7.3f} ms/vec-step {total / wall:6.1%}")

@@ -61,11 +61,26 @@ class SegmentTree:
         :param indices: leaves to set (repeats: the last value wins)
         :param values: their new values
         """
-        nodes = np.asarray(indices, dtype=np.int64) + self.leaves
-        self.nodes[nodes] = values
+        SegmentTree.update_together([self], indices, values)
+
+    @staticmethod
+    def update_together(trees: list["SegmentTree"], indices: np.ndarray, values: np.ndarray) -> None:
+        """
+        Set the same leaves of trees of one size to the same values, walking up their parents once for all.
+
+        :param trees: the trees (same number of leaves)
+        :param indices: leaves to set (repeats: the last value wins)
+        :param values: their new values
+        """
+        nodes = np.asarray(indices, dtype=np.int64) + trees[0].leaves
+        for tree in trees:
+            tree.nodes[nodes] = values
         while nodes[0] > 1:  # the leaves are all one level deep, so is each level of their parents
             nodes //= 2  # a repeated parent gets the same value twice
-            self.nodes[nodes] = self.op(self.nodes[2 * nodes], self.nodes[2 * nodes + 1])
+            left = 2 * nodes
+            right = left + 1
+            for tree in trees:
+                tree.nodes[nodes] = tree.op(tree.nodes[left], tree.nodes[right])
 
     def root(self) -> float:
         """:return: ``op`` over every leaf (the total of a sum tree, the minimum of a min tree)"""
@@ -154,8 +169,7 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
         )
 
     def _set_priorities(self, indices: np.ndarray, priorities: np.ndarray) -> None:
-        self.sums.update(indices, priorities)
-        self.minimums.update(indices, priorities)
+        SegmentTree.update_together([self.sums, self.minimums], indices, priorities)
 
     def anneal(self, progress: float) -> None:
         """

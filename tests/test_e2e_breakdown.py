@@ -32,3 +32,22 @@ def test_the_package_config_builds_the_main_command_s_model_and_envs():
         assert model.observation_space.shape == (section["frame_stack"], 84, 84)  # stacked, channels first
     finally:
         env.close()
+
+
+def test_gpu_utilization_reads_nvidia_smi_s_samples(tmp_path, monkeypatch):
+    # a stand-in nvidia-smi that prints a utilization sample every 50 ms, as `--query-gpu ... -lms` does
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\nwhile true; do echo 40; echo 60; sleep 0.05; done\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{e2e_breakdown.os.environ['PATH']}")
+    monkeypatch.setattr(e2e_breakdown.th.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(e2e_breakdown.th.cuda, "current_device", lambda: 0)
+    gpu = e2e_breakdown.GpuUtilization()
+    gpu.start()
+    e2e_breakdown.time.sleep(0.3)
+    samples = gpu.stop()
+    assert samples and set(samples) <= {40.0, 60.0}
+    monkeypatch.setattr(e2e_breakdown.th.cuda, "is_available", lambda: False)  # no GPU: no samples, no process
+    none = e2e_breakdown.GpuUtilization()
+    none.start()
+    assert none.stop() == []

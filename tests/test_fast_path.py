@@ -11,7 +11,7 @@ from stable_baselines3.common.envs import FakeImageEnv
 from sb3_mario import DoubleDQN, MarioCNN, make_mario_env
 from sb3_mario.buffers import FrameReplayBuffer
 from sb3_mario.ddqn.graph import GraphedUpdate
-from sb3_mario.ddqn.learner import SAMPLE_CHUNK, slice_samples
+from sb3_mario.ddqn.learner import SAMPLE_CHUNK, set_training_mode, slice_samples
 from sb3_mario.ddqn.overlap import OverlappedLoop
 
 needs_gpu = pytest.mark.skipif(not th.cuda.is_available(), reason="needs a GPU")
@@ -74,6 +74,53 @@ def test_graphed_update_equals_train_on_the_same_batches(n_steps, device):
         assert th.allclose(a, b, rtol=rtol, atol=1e-6 if device == "cuda" else 1e-7), name
     assert plain.logger.name_to_value["train/loss"] == pytest.approx(fast.logger.name_to_value["train/loss"], rel=rtol)
     assert not th.equal(before["q_net.q_net.0.weight"], plain.policy.state_dict()["q_net.q_net.0.weight"])
+
+
+def test_the_online_network_acts_in_eval_mode_and_learns_in_train_mode():
+    # a features extractor that records the mode of each of its forward passes, and whether train() made it
+    seen: list[tuple[th.nn.Module, bool, bool]] = []
+    in_train = [False]
+
+    class Recorder(MarioCNN):
+        def forward(self, observations: th.Tensor) -> th.Tensor:
+            seen.append((self, in_train[0], self.training))
+            return super().forward(observations)
+
+    env = FakeImageEnv(n_channels=4, screen_height=48, screen_width=48, discrete=True)
+    model = DoubleDQN("CnnPolicy", env, buffer_size=500, learning_starts=50, train_freq=4, overlap_env_step=True,
+                      device="cpu", seed=0, policy_kwargs=dict(features_extractor_class=Recorder))  # fmt: skip
+    train = model.train
+
+    def recorded_train(*args, **kwargs):
+        in_train[0] = True
+        try:
+            return train(*args, **kwargs)
+        finally:
+            in_train[0] = False
+
+    model.train = recorded_train  # type: ignore[method-assign]
+    model.learn(300)
+    online = model.q_net.features_extractor
+    acting = [training for net, inside, training in seen if net is online and not inside]
+    learning = [training for net, inside, training in seen if net is online and inside]
+    assert acting and learning
+    assert not any(acting) and all(learning)
+
+
+def test_set_training_mode_switches_only_when_the_mode_changes(monkeypatch):
+    env = FakeImageEnv(n_channels=4, screen_height=48, screen_width=48, discrete=True)
+    policy = DoubleDQN("CnnPolicy", env, buffer_size=100, device="cpu", seed=0).policy
+    switches: list[bool] = []
+    switch = policy.set_training_mode
+    monkeypatch.setattr(policy, "set_training_mode", lambda mode: (switches.append(mode), switch(mode)))
+    for mode in (True, True, False, False, True):
+        set_training_mode(policy, mode)
+        assert policy.training == policy.q_net.training == mode
+        assert all(module.training == mode for module in policy.q_net.modules())
+    assert switches == [False, True]
+    policy.q_net.train(False)  # the network switched behind the policy's back: switched again
+    set_training_mode(policy, True)
+    assert switches == [False, True, True] and policy.q_net.training
 
 
 @pytest.mark.parametrize("n_steps", [1, 3])

@@ -38,6 +38,22 @@ def test_segment_trees_sum_take_minimums_and_find_prefix_sums():
     assert minimums.root() == 1.0
 
 
+def test_trees_updated_together_equal_trees_updated_one_after_the_other():
+    rng = np.random.default_rng(0)
+    together = [SegmentTree(1000, np.add, 0.0), SegmentTree(1000, np.minimum, np.inf)]
+    apart = copy.deepcopy(together)
+    for size in (1000, 256, 16, 1):  # every leaf, a train call's batch (repeats included), a vec-env step's rows, one
+        indices = rng.integers(0, 1000, size) if size < 1000 else np.arange(1000)
+        values = rng.random(size)
+        SegmentTree.update_together(together, indices, values)
+        for tree in apart:
+            tree.update(indices, values)
+        for a, b in zip(together, apart, strict=True):
+            assert np.array_equal(a.nodes, b.nodes)
+    assert together[0].root() == pytest.approx(together[0].nodes[together[0].leaves :].sum())
+    assert together[1].root() == together[1].nodes[together[1].leaves :].min()
+
+
 SPACE, ACTIONS = gym.spaces.Box(0, 255, (4, 16, 13), np.uint8), gym.spaces.Discrete(3)  # test_buffers' frames
 
 

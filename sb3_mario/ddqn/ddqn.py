@@ -23,7 +23,7 @@ from sb3_mario.ddqn.actors import WORKER_GONE
 from sb3_mario.ddqn.exploration import ExtendedExploration
 from sb3_mario.ddqn.graph import set_learning_rate
 from sb3_mario.ddqn.hyperparameters import check_hyperparameters
-from sb3_mario.ddqn.learner import Learner
+from sb3_mario.ddqn.learner import Learner, set_training_mode
 from sb3_mario.ddqn.overlap import OverlappedLoop
 from sb3_mario.ddqn.update import fuse_optimizer
 from sb3_mario.files import atomic_write, check_model_zip, with_suffix
@@ -265,8 +265,8 @@ class DoubleDQN(DQN):
             self._said_learning_starts = True
             print(f"Learning starts at num_timesteps={self.num_timesteps:,}: from now on gradient steps take turns "
                   "with the env steps, so steps/s drop")  # fmt: skip
-        # Switch to train mode (this affects batch norm / dropout)
-        self.policy.set_training_mode(True)
+        # Switch to train mode (this affects batch norm / dropout), when not in it already
+        set_training_mode(self.policy, True)
         # Update learning rate according to schedule
         self._update_learning_rate(self.policy.optimizer)
 

@@ -116,8 +116,8 @@ class OverlappedLoop:
         :return: what SB3's returns
         """
         model = self.model
-        # Switch to eval mode (this affects batch norm / dropout)
-        model.policy.set_training_mode(False)
+        # No switch to eval mode here, unlike SB3: the actions come from policy.predict, which switches to it itself,
+        # or from the acting copies, always in eval mode; train() switches back only when predict has switched
         num_collected_steps, num_collected_episodes = 0, 0
         assert model.train_freq.frequency > 0, "Should at least collect one step or episode."  # type: ignore[union-attr]
         callback.on_rollout_start()
