@@ -98,7 +98,7 @@ class GpuUtilization:
             return []
         self.process.terminate()
         out, _ = self.process.communicate()
-        return [float(line) for line in out.split() if line.strip().replace(".", "", 1).isdigit()]
+        return [float(sample) for sample in out.split() if sample.replace(".", "", 1).isdigit()]
 
 
 def package_section() -> dict:

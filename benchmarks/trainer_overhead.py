@@ -45,23 +45,25 @@ def tree_cases(rng: np.random.Generator) -> dict[str, tuple[Callable[[], object]
     """:return: per case, the old and the new way of setting priorities in the two trees of a full buffer"""
     sums, minimums = SegmentTree(TRANSITIONS, np.add, 0.0), SegmentTree(TRANSITIONS, np.minimum, np.inf)
     SegmentTree.update_together([sums, minimums], np.arange(TRANSITIONS), rng.random(TRANSITIONS))
+
+    def train_call() -> tuple[np.ndarray, np.ndarray]:  # a train call's sampled transitions, anywhere in the buffer
+        return rng.integers(0, TRANSITIONS, BATCH * STEPS_PER_CALL), rng.random(BATCH * STEPS_PER_CALL)
+
+    def replay_row() -> tuple[np.ndarray, np.ndarray]:  # a vec-env step's transitions, side by side in one row
+        return int(rng.integers(0, TRANSITIONS // N_ENVS)) * N_ENVS + np.arange(N_ENVS), rng.random(N_ENVS)
+
     cases = {}
-    for name, size in (
-        ("train call's priorities (256 leaves)", BATCH * STEPS_PER_CALL),
-        ("vec-env step's rows (16 leaves)", N_ENVS),
+    for name, draw in (
+        ("train call's priorities (256 leaves)", train_call),
+        ("vec-env step's rows (16 leaves)", replay_row),
     ):
 
-        def draw(size: int = size) -> tuple[np.ndarray, np.ndarray]:
-            if size == N_ENVS:  # one replay row: the envs' transitions side by side
-                return int(rng.integers(0, TRANSITIONS // N_ENVS)) * N_ENVS + np.arange(N_ENVS), rng.random(size)
-            return rng.integers(0, TRANSITIONS, size), rng.random(size)
-
-        def apart(draw: Callable = draw) -> None:
+        def apart(draw: Callable[[], tuple[np.ndarray, np.ndarray]] = draw) -> None:
             indices, values = draw()
             sums.update(indices, values)
             minimums.update(indices, values)
 
-        def together(draw: Callable = draw) -> None:
+        def together(draw: Callable[[], tuple[np.ndarray, np.ndarray]] = draw) -> None:
             SegmentTree.update_together([sums, minimums], *draw())
 
         cases[f"trees: a {name}"] = (apart, together)

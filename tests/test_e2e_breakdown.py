@@ -1,6 +1,8 @@
 """benchmarks/e2e_breakdown.py --package-config times the model and envs of the package's 1-1 config."""
 
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -39,12 +41,12 @@ def test_gpu_utilization_reads_nvidia_smi_s_samples(tmp_path, monkeypatch):
     fake = tmp_path / "nvidia-smi"
     fake.write_text("#!/bin/sh\nwhile true; do echo 40; echo 60; sleep 0.05; done\n")
     fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}:{e2e_breakdown.os.environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     monkeypatch.setattr(e2e_breakdown.th.cuda, "is_available", lambda: True)
     monkeypatch.setattr(e2e_breakdown.th.cuda, "current_device", lambda: 0)
     gpu = e2e_breakdown.GpuUtilization()
     gpu.start()
-    e2e_breakdown.time.sleep(0.3)
+    time.sleep(0.3)
     samples = gpu.stop()
     assert samples and set(samples) <= {40.0, 60.0}
     monkeypatch.setattr(e2e_breakdown.th.cuda, "is_available", lambda: False)  # no GPU: no samples, no process
