@@ -7,14 +7,14 @@ On a GPU the trainer of the package's config waits for its own Python work more 
 (benchmarks/README.md, "The package's config"). Two pieces of that work, each timed both ways in this process, the
 two ways taking turns:
 
-- the prioritized-replay trees of the package's config (300,000 transitions): a train call's new priorities (4
-  gradient steps of 64 samples: 256 leaves) and a vec-env step's new transitions (16 leaves), set in the sum tree and
-  then the min tree (``SegmentTree.update`` twice), or in both at once (``SegmentTree.update_together``);
-- the policy's train/eval mode around a vec-env step of 8 gradient steps in 2 train calls: SB3's loop switches the
-  policy to eval mode for the rollout and to train mode in each call (3 ``policy.set_training_mode``, each walking
-  every module of both networks); the fast path now switches only on a change (``set_training_mode(policy, mode)``)
-  and, its actions coming from ``predict`` or the eval-mode acting copies, not for the rollout: on a GPU, where the
-  copies act, never.
+- the prioritized-replay trees of the package's config (300,000 transitions): a train call's new priorities
+  (``SAMPLE_CHUNK`` gradient steps of 64 samples) and a vec-env step's new transitions (16 leaves), set in the sum
+  tree and then the min tree (``SegmentTree.update`` twice), or in both at once (``SegmentTree.update_together``);
+- the policy's train/eval mode around a vec-env step of the config's 8 gradient steps, ``SAMPLE_CHUNK`` a train
+  call: SB3's loop switches the policy to eval mode for the rollout and to train mode in each call (each
+  ``policy.set_training_mode`` walking every module of both networks); the fast path now switches only on a change
+  (``set_training_mode(policy, mode)``) and, its actions coming from ``predict`` or the eval-mode acting copies, not
+  for the rollout: on a GPU, where the copies act, never.
 """
 
 import argparse
@@ -26,11 +26,14 @@ import numpy as np
 from stable_baselines3.common.envs import FakeImageEnv
 
 from sb3_mario import DoubleDQN, MarioCNN
-from sb3_mario.ddqn.learner import set_training_mode
+from sb3_mario.ddqn.learner import SAMPLE_CHUNK, set_training_mode
 from sb3_mario.prioritized_replay import SegmentTree
 
-#: the package config's replay buffer (buffer_size), its batch and gradient steps per train call, and its envs
-TRANSITIONS, BATCH, STEPS_PER_CALL, N_ENVS = 300_000, 64, 4, 16
+#: the package config's replay buffer (buffer_size), its batch, gradient steps per vec-env step and envs
+TRANSITIONS, BATCH, GRADIENT_STEPS, N_ENVS = 300_000, 64, 8, 16
+#: gradient steps per train call on the fast path (async envs, CUDA graph), and train calls per vec-env step
+STEPS_PER_CALL = min(SAMPLE_CHUNK, GRADIENT_STEPS)
+CALLS = -(-GRADIENT_STEPS // STEPS_PER_CALL)
 
 
 def per_call(fn: Callable[[], object], calls: int) -> float:
@@ -54,7 +57,7 @@ def tree_cases(rng: np.random.Generator) -> dict[str, tuple[Callable[[], object]
 
     cases = {}
     for name, draw in (
-        ("train call's priorities (256 leaves)", train_call),
+        (f"train call's priorities ({BATCH * STEPS_PER_CALL} leaves)", train_call),
         ("vec-env step's rows (16 leaves)", replay_row),
     ):
 
@@ -78,12 +81,12 @@ def mode_case() -> tuple[Callable[[], object], Callable[[], object]]:
 
     def sb3() -> None:
         policy.set_training_mode(False)  # the rollout
-        policy.set_training_mode(True)  # train call 1
-        policy.set_training_mode(True)  # train call 2
+        for _ in range(CALLS):
+            policy.set_training_mode(True)  # each train call
 
     def fast_path() -> None:
-        set_training_mode(policy, True)
-        set_training_mode(policy, True)
+        for _ in range(CALLS):
+            set_training_mode(policy, True)
 
     return sb3, fast_path
 
@@ -94,7 +97,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timings of each way (median)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    cases = {**tree_cases(rng), "mode switches of a vec-env step (8 gradient steps)": mode_case()}
+    cases = {**tree_cases(rng), f"mode switches of a vec-env step ({CALLS} train call(s))": mode_case()}
     print(f"{'what':60s} {'before (us)':>11s} {'now (us)':>9s} {'ratio':>6s}")
     for name, (old, new) in cases.items():
         timings: tuple[list[float], list[float]] = ([], [])

@@ -4,7 +4,7 @@ SB3's loop is lock-step: send every env its action, wait for the slowest worker,
 transition and pick the next actions while every worker idles. With ``async_envs=True`` each
 ``SubprocVecEnv`` worker is served as soon as its step arrives: its frames are stacked, its next action
 picked (in one forward pass with the other workers that arrived at the same time) and sent, and it steps
-again while the trainer waits for the rest, takes the gradient steps a few at a time in between, and stores
+again while the trainer waits for the rest, takes the pending gradient steps in between, and stores
 the vec-env step. A worker may run up to ``AHEAD`` (8) steps ahead of the slowest one, so that a worker that
 loses its core to the scheduler for a few milliseconds seldom holds the others back. When the learner runs on
 a GPU (the trainer is then one busy Python thread), the workers run at a lower scheduling priority (``nice``

@@ -10,9 +10,9 @@ SB3's.
 With ``async_envs`` the env side is :class:`~sb3_mario.ddqn.actors.AsyncEnvs`: each ``SubprocVecEnv`` worker is
 served as soon as its step arrives, its next actions picked here (:meth:`OverlappedLoop.explore`, epsilon-greedy as
 SB3's ``_sample_action``; on a GPU with ``cuda_graph``, greedy actions from :class:`~sb3_mario.ddqn.acting.ActingCopy`),
-and the pending gradient steps are taken a few at a time while the trainer waits for workers. When a callback stops
-``learn``, the stopping step (which SB3 counts but does not store) and the steps in flight are stored, so that the
-replay rows stay consecutive.
+and the pending gradient steps are taken, up to ``SAMPLE_CHUNK`` a call, while the trainer waits for workers. When
+a callback stops ``learn``, the stopping step (which SB3 counts but does not store) and the steps in flight are
+stored, so that the replay rows stay consecutive.
 
 This loop is the fast path's only contact with the algorithm: ``DoubleDQN.learn`` hands it the run. The model's
 env stays the one the user gave, so ``get_env()``, callbacks and ``train()`` after ``learn`` see SB3's behaviour.
@@ -125,7 +125,7 @@ class OverlappedLoop:
             # Select action randomly or according to policy (async envs: picked env by env, and already sent)
             sent = self.envs.in_flight if self.envs is not None else None
             actions = sent if sent is not None else model._sample_action(model.learning_starts, None, env.num_envs)[0]
-            # Send them, take the pending gradient steps while the envs step (async: a few at a time), collect
+            # Send them, take the pending gradient steps while the envs step (async: up to SAMPLE_CHUNK a call), collect
             env.step_async(actions)
             if self.envs is None:
                 self.train_pending()
