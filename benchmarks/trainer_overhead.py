@@ -55,7 +55,7 @@ def tree_cases(rng: np.random.Generator) -> dict[str, tuple[Callable[[], object]
     def replay_row() -> tuple[np.ndarray, np.ndarray]:  # a vec-env step's transitions, side by side in one row
         return int(rng.integers(0, TRANSITIONS // N_ENVS)) * N_ENVS + np.arange(N_ENVS), rng.random(N_ENVS)
 
-    cases = {}
+    cases: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {}
     for name, draw in (
         (f"train call's priorities ({BATCH * STEPS_PER_CALL} leaves)", train_call),
         ("vec-env step's rows (16 leaves)", replay_row),
