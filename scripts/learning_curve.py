@@ -62,10 +62,27 @@ def monitor_episodes(run: Path) -> tuple[float, list[dict]]:
     ]
 
 
-def run_evaluations(run: Path, train: list[dict]) -> list[dict]:
+def checkpoint_files(run: Path) -> list[Path]:
+    """
+    :param run: an rl-zoo run folder
+    :return: its checkpoints, SB3 zips or their weights-only exports (``scripts/export_checkpoints.py`` keeps the
+        zip's mtime), by step
+    """
+    found = {p.stem: p for p in run.glob("rl_model_*_steps.pt")} | {p.stem: p for p in run.glob("rl_model_*_steps.zip")}
+    return sorted(found.values(), key=checkpoint_step)
+
+
+def checkpoint_step(path: Path) -> int:
+    """:return: the agent steps in a checkpoint's name (``rl_model_<steps>_steps``)"""
+    return int(re.findall(r"\d+", path.name)[0])
+
+
+def run_evaluations(run: Path, start: float, train: list[dict]) -> list[dict]:
     """
     :param run: an rl-zoo run folder trained with the package's evaluation on
-    :param train: its training episodes (:func:`monitor_episodes`), which date each evaluation's step
+    :param start: the run's start time (:func:`monitor_episodes`)
+    :param train: its training episodes (:func:`monitor_episodes`), which date each evaluation's step; where none
+        has ended (a short run), the checkpoints' times do
     :return: one point per evaluation in the run's ``mario_evaluations.npz``
     """
     log = run / "mario_evaluations.npz"
@@ -75,6 +92,15 @@ def run_evaluations(run: Path, train: list[dict]) -> list[dict]:
         )
     data = np.load(log)
     steps, minutes = [e["steps"] for e in train], [e["minutes"] for e in train]
+    if not train:
+        checkpoints = checkpoint_files(run)
+        steps = [checkpoint_step(p) for p in checkpoints]
+        minutes = [(p.stat().st_mtime - start) / 60 for p in checkpoints]
+    if not steps:
+        raise ValueError(
+            f"{run}: no training episode has ended and no checkpoint was saved, so nothing dates the evaluations; "
+            "train longer or with --save-freq."
+        )
     logged = zip(data["timesteps"], data["clears"], data["max_x_pos"], data["returns"], strict=True)
     return [
         {"run": str(run), "algo": run.parent.name, "steps": int(step),
@@ -131,21 +157,17 @@ def main() -> None:
             curves[labels[run]] = (done[str(run)], episodes)
             continue
         if args.run_evaluations:
-            points = run_evaluations(run, episodes)
+            points = run_evaluations(run, start, episodes)
             table += points
             curves[labels[run]] = (points, episodes)
             continue
-        # SB3 zips, or their weights-only exports (scripts/export_checkpoints.py keeps the zip's mtime)
-        found = {p.stem: p for p in run.glob("rl_model_*_steps.pt")} | {
-            p.stem: p for p in run.glob("rl_model_*_steps.zip")
-        }
-        checkpoints = sorted(found.values(), key=lambda p: int(re.findall(r"\d+", p.name)[0]))
+        checkpoints = checkpoint_files(run)
         jobs = [(str(p), algo, args.episodes, args.env, args.sticky_actions) for p in checkpoints]
         with multiprocessing.get_context("spawn").Pool(min(args.processes, max(len(jobs), 1))) as pool:
             results = pool.map(evaluate_checkpoint, jobs)
         points = []
         for path, result in zip(checkpoints, results, strict=True):
-            point = {"run": str(run), "algo": algo, "steps": int(re.findall(r"\d+", path.name)[0]),
+            point = {"run": str(run), "algo": algo, "steps": checkpoint_step(path),
                      "minutes": (path.stat().st_mtime - start) / 60, **result}  # fmt: skip
             points.append(point)
             table.append(point)

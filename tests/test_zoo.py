@@ -286,6 +286,33 @@ def test_mario_eval_callback_from_a_zoo_yml(tmp_path):
     assert out.count("Mario eval num_timesteps=") == 2 and "clear_rate" in out and "mean_max_x_pos" in out
 
 
+def test_a_run_whose_training_episodes_have_not_ended_dates_its_evaluations_by_its_checkpoints(
+    learning_curve, tmp_path
+):
+    # a short run: the monitor files hold only their header, the evaluations and checkpoints are there
+    run = tmp_path / "ddqn" / f"{ENV_ID}_1"
+    run.mkdir(parents=True)
+    header = '#{"t_start": 1000.0, "env_id": "' + ENV_ID + '"}'
+    (run / "0.monitor.csv").write_text(header + "\nr,l,t,flag_get,restarted\n")
+    np.savez(run / "mario_evaluations.npz", timesteps=np.array([150, 300]), clears=np.array([[0], [1]]),
+             max_x_pos=np.array([[700], [3161]]), returns=np.array([[60.0], [300.0]]),
+             lengths=np.array([[90], [300]]))  # fmt: skip
+    for steps, seconds in ((200, 1120.0), (400, 1240.0)):  # saved 2 and 4 minutes after the start
+        checkpoint = run / f"rl_model_{steps}_steps.pt"
+        checkpoint.write_bytes(b"")
+        os.utime(checkpoint, (seconds, seconds))
+    start, train = learning_curve.monitor_episodes(run)
+    assert start == 1000.0 and train == []
+    points = learning_curve.run_evaluations(run, start, train)
+    assert [p["steps"] for p in points] == [150, 300]
+    assert [p["minutes"] for p in points] == [2.0, 3.0]  # before the first checkpoint: its minute; then between them
+    assert [p["clear_rate"] for p in points] == [0.0, 1.0]
+    for checkpoint in run.glob("rl_model_*"):
+        checkpoint.unlink()
+    with pytest.raises(ValueError, match="no training episode has ended and no checkpoint was saved"):
+        learning_curve.run_evaluations(run, start, train)
+
+
 @pytest.mark.slow
 def test_checkpoints_export_to_weights_and_draw_a_learning_curve(ddqn_run, learning_curve, tmp_path):
     run_dir = ddqn_run / "logs" / "ddqn" / f"{ENV_ID}_1"
