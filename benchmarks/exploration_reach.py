@@ -79,7 +79,8 @@ def main() -> None:
         for eps, mu in kinds:
             results[(eps, mu)].append(play(model, env, seed, eps, mu))
     env.close()
-    print(f"{env_id}, {args.episodes} episodes per row, past x = {past} (the greedy agent's farthest on seeds 0..9)")
+    whence = "the greedy agent's farthest on seeds 0..9" if args.past is None else "--past"
+    print(f"{env_id}, {args.episodes} episodes per row, past x = {past} ({whence})")
     print("| exploration | epsilon | episodes past x | mean max x | clears |")
     print("| --- | --- | --- | --- | --- |")
     for (eps, mu), episodes in results.items():
