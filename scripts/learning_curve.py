@@ -77,6 +77,15 @@ def checkpoint_step(path: Path) -> int:
     return int(re.findall(r"\d+", path.name)[0])
 
 
+def checkpoint_minutes(path: Path, start: float) -> float:
+    """
+    :param path: a checkpoint
+    :param start: the run's start time (:func:`monitor_episodes`)
+    :return: the minutes of training when it was saved (its file's modification time)
+    """
+    return (path.stat().st_mtime - start) / 60
+
+
 def run_evaluations(run: Path, start: float, train: list[dict]) -> list[dict]:
     """
     :param run: an rl-zoo run folder trained with the package's evaluation on
@@ -91,11 +100,11 @@ def run_evaluations(run: Path, start: float, train: list[dict]) -> list[dict]:
             f"{log} not found: the run had no evaluation (--eval-freq); leave out --run-evaluations."
         )
     data = np.load(log)
-    steps, minutes = [e["steps"] for e in train], [e["minutes"] for e in train]
-    if not train:
+    if train:
+        steps, minutes = [e["steps"] for e in train], [e["minutes"] for e in train]
+    else:
         checkpoints = checkpoint_files(run)
-        steps = [checkpoint_step(p) for p in checkpoints]
-        minutes = [(p.stat().st_mtime - start) / 60 for p in checkpoints]
+        steps, minutes = [checkpoint_step(p) for p in checkpoints], [checkpoint_minutes(p, start) for p in checkpoints]
     if not steps:
         raise ValueError(
             f"{run}: no training episode has ended and no checkpoint was saved, so nothing dates the evaluations; "
@@ -168,7 +177,7 @@ def main() -> None:
         points = []
         for path, result in zip(checkpoints, results, strict=True):
             point = {"run": str(run), "algo": algo, "steps": checkpoint_step(path),
-                     "minutes": (path.stat().st_mtime - start) / 60, **result}  # fmt: skip
+                     "minutes": checkpoint_minutes(path, start), **result}  # fmt: skip
             points.append(point)
             table.append(point)
             print(point, flush=True)
