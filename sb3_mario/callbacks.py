@@ -1,7 +1,8 @@
 """SB3 callbacks for Mario: periodic evaluation with level-clear rate and farthest x position, in the trainer's
-process or in worker processes, keeping the best checkpoint by clear rate."""
+process or in worker processes, keeping the run's pick by clear rate as ``best_model.zip``."""
 
 import atexit
+import math
 import os
 import shutil
 import tempfile
@@ -37,12 +38,36 @@ def training_pipeline(train_env: VecEnv) -> tuple[str, dict[str, Any], int]:
     return train_env.get_attr("spec", indices=[0])[0].id, wrapper_kwargs, frame_stack
 
 
+def within_noise_of_best(
+    score: tuple[float, float], best_clear_rate: float, n_episodes: int, pick: tuple[float, float]
+) -> bool:
+    """
+    Whether a new evaluation replaces the run's pick: once an episode has been cleared, when its clear rate is
+    within one standard error (``sqrt(p (1 - p) / n)``) of the best rate ``p`` so far, itself included; before
+    that, when its mean max x position is higher than the pick's.
+
+    :param score: the new evaluation's (clear rate, mean max x position)
+    :param best_clear_rate: the highest clear rate so far, the new evaluation's included
+    :param n_episodes: episodes per evaluation
+    :param pick: the (clear rate, mean max x position) of the current pick, ``(-inf, -inf)`` for none
+    :return: True when the new evaluation becomes the pick
+    """
+    clear_rate, max_x_pos = score
+    if best_clear_rate > 0:
+        noise = math.sqrt(best_clear_rate * (1 - best_clear_rate) / n_episodes)
+        return clear_rate >= best_clear_rate - noise - 1e-9
+    return max_x_pos > pick[1]
+
+
 class MarioEvalCallback(BaseCallback):
     """
     Every ``eval_freq`` calls, play ``n_eval_episodes`` greedy episodes and log ``eval/clear_rate``,
     ``eval/mean_max_x_pos``, ``eval/mean_reward`` and ``eval/mean_ep_length`` (stdout, TensorBoard, csv:
-    wherever the model's logger writes), and keep the best checkpoint by clear rate (then mean max x position) as
-    ``best_model.zip``.
+    wherever the model's logger writes), and keep the run's pick as ``best_model.zip``: the latest checkpoint whose
+    clear rate is within one standard error of the highest so far (:func:`within_noise_of_best`; before any
+    episode is cleared, the highest mean max x position). A later checkpoint has trained longer, and
+    ``n_eval_episodes`` episodes cannot tell clear rates apart that are closer than that (20 episodes at a rate of
+    0.6: +-0.11). ``prefer_later=False`` keeps the highest (clear rate, mean max x position) instead.
 
     With ``n_eval_workers=0`` the episodes are played in the trainer's process, which waits for them. With
     ``n_eval_workers > 0`` they are played in that many worker processes (:mod:`sb3_mario.eval_workers`) while
@@ -73,6 +98,8 @@ class MarioEvalCallback(BaseCallback):
         rl-zoo's ``evaluations.npz`` (timesteps, results, ep_lengths)
     :param n_eval_workers: worker processes that play the episodes while training goes on (0: the trainer plays
         them; needs ``eval_env=None`` and a greedy policy with a ``q_net``, as DoubleDQN and DQN have)
+    :param prefer_later: keep the latest checkpoint within one standard error of the best clear rate (True) or the
+        best (clear rate, mean max x position) (False) as ``best_model.zip``
     :param verbose: 1 prints one line per evaluation
     """
 
@@ -87,6 +114,7 @@ class MarioEvalCallback(BaseCallback):
         best_model_save_path: str | None = None,
         log_path: str | None = None,
         n_eval_workers: int = 0,
+        prefer_later: bool = True,
         verbose: int = 1,
     ) -> None:
         super().__init__(verbose=verbose)
@@ -107,7 +135,10 @@ class MarioEvalCallback(BaseCallback):
         self.best_model_save_path = best_model_save_path
         self.log_path = log_path
         self.n_eval_workers = n_eval_workers
+        self.prefer_later = prefer_later
+        #: the best (clear rate, mean max x position) so far, and that of the checkpoint in best_model.zip
         self.best_score: tuple[float, float] = (-np.inf, -np.inf)
+        self.pick_score: tuple[float, float] = (-np.inf, -np.inf)
         self.history: dict[str, list[Any]] = {k: [] for k in ("timesteps", "clears", "max_x_pos", "returns", "lengths")}
         self.last_result: MarioEvalResult | None = None
         self._owns_eval_env = False
@@ -189,14 +220,19 @@ class MarioEvalCallback(BaseCallback):
             np.savez(os.path.join(self.log_path, "evaluations.npz"), timesteps=history["timesteps"],
                      results=history["returns"], ep_lengths=history["lengths"])  # fmt: skip
         score = (result.clear_rate, result.mean_max_x_pos)
-        best = score > self.best_score
-        if best:
-            self.best_score = score
+        if self.prefer_later:
+            top_rate = max(self.best_score[0], result.clear_rate)
+            picked = within_noise_of_best(score, top_rate, len(result.clears), self.pick_score)
+        else:
+            picked = score > self.best_score
+        self.best_score = max(self.best_score, score)
+        if picked:
+            self.pick_score = score
         if self.best_model_save_path is not None:
             best_model = os.path.join(self.best_model_save_path, "best_model.zip")
-            if pending is None and best:
+            if pending is None and picked:
                 self.model.save(best_model)
-            elif pending is not None and best:
+            elif pending is not None and picked:
                 os.replace(pending.weights.removesuffix(".pt") + ".zip", best_model)
         if pending is not None:
             for suffix in (".pt", ".json", ".zip"):

@@ -4,8 +4,9 @@ Command line::
 
     python -m sb3_mario.evaluate logs/ddqn/SuperMarioBros-1-1-v0_1/SuperMarioBros-1-1-v0.zip -n 20
 
-Each episode i (i = 0..n-1) is seeded with ``i`` and starts after a random 0..``--noop-max`` no-op frames;
-actions are greedy unless ``--stochastic``. The last lines give the clear rate, mean farthest x position and mean
+Each episode i (i = 0..n-1) is seeded with ``i`` (``--first-seed s``: ``s + i``, episodes no training run's
+evaluation plays when ``s`` is past them) and starts after a random 0..``--noop-max`` no-op frames; actions are
+greedy unless ``--stochastic``. The last lines give the clear rate, mean farthest x position and mean
 return, and where the episodes that did not clear stopped (16-pixel buckets, the most frequent first).
 """
 
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> MarioEvalResult:
     parser.add_argument("--algo", default="ddqn", choices=sorted(ALGORITHMS), help="algorithm of a .zip model")
     parser.add_argument("--env", default=None, help="gym-super-mario-bros env id (default: the model's, else 1-1)")
     parser.add_argument("-n", "--n-episodes", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0, help="seed of the first episode (episode i: this + i)")
     parser.add_argument("--noop-max", type=int, default=30, help="random no-op frames at the start of each episode")
     parser.add_argument("--actions", default=None, help="action set (default: the model's, else right_only)")
     parser.add_argument("--frame-skip", type=int, default=None)
@@ -47,14 +49,16 @@ def main(argv: list[str] | None = None) -> MarioEvalResult:
     env = make_pipeline_env(pipeline, env_id, args.noop_max, args.frame_stack, actions=args.actions,
                             frame_skip=args.frame_skip, sticky_actions=args.sticky_actions)  # fmt: skip
     actions = "stochastic" if args.stochastic else "greedy"
-    print(f"{env_id}: {args.n_episodes} episodes, seeds 0..{args.n_episodes - 1}, 0-{args.noop_max} no-op frames, "
+    seeds = f"{args.first_seed}..{args.first_seed + args.n_episodes - 1}"
+    print(f"{env_id}: {args.n_episodes} episodes, seeds {seeds}, 0-{args.noop_max} no-op frames, "
           f"sticky actions {env.get_attr('sticky_actions')[0]}, {actions}")  # fmt: skip
     result = MarioEvalResult()
     try:
         for episode in range(args.n_episodes):
-            one = evaluate_mario(model, env, n_episodes=1, deterministic=not args.stochastic, first_seed=episode)
+            seed = args.first_seed + episode
+            one = evaluate_mario(model, env, n_episodes=1, deterministic=not args.stochastic, first_seed=seed)
             print(
-                f"episode {episode:3d} seed {episode:3d}: clear={one.clears[0]!s:5} max_x_pos={one.max_x_pos[0]:5d} "
+                f"episode {episode:3d} seed {seed:3d}: clear={one.clears[0]!s:5} max_x_pos={one.max_x_pos[0]:5d} "
                 f"return={one.returns[0]:8.1f} steps={one.lengths[0]}"
             )
             result.clears += one.clears

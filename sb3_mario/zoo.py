@@ -10,7 +10,7 @@ rl_zoo3 has no plugin mechanism, so :func:`patch` edits three of its modules rig
   always wins); ``sb3_mario`` is importable by name inside yml ``policy_kwargs`` strings. On Mario ids the
   envs run in subprocesses unless ``--vec-env`` says otherwise, ``ddqn``'s hyperparameters are checked before
   any env or folder is made, a start that fails leaves no run folder behind, building the envs says how long it
-  took, and (``ddqn``, ``dqn``) the evaluation runs in worker processes and keeps the best checkpoint by clear rate.
+  took, and (``ddqn``, ``dqn``) the evaluation runs in worker processes and keeps the run's pick by clear rate.
 
 The start-up hook (``sb3_mario_hook.pth``) calls :func:`patch` for ``python -m rl_zoo3.*``;
 ``python -m sb3_mario.train`` calls :func:`patch_all` explicitly.
@@ -273,7 +273,7 @@ def _patch_exp_manager(module: ModuleType) -> None:
         if not mario or self.eval_freq <= 0 or self.optimize_hyperparameters:
             return original_create_callbacks(self)
         # rl-zoo's own callbacks (progress bar, checkpoints), but the evaluation is sb3-mario's: in worker
-        # processes, ranked by clear rate
+        # processes, picked by clear rate
         eval_freq, self.eval_freq = self.eval_freq, 0
         try:
             original_create_callbacks(self)
@@ -293,7 +293,8 @@ def _patch_exp_manager(module: ModuleType) -> None:
             )
         )
         print(f"sb3-mario: evaluating every {eval_freq} steps on {self.n_eval_episodes} episodes in {workers} worker "
-              "process(es) while training goes on; the best checkpoint by clear rate is best_model.zip "
+              "process(es) while training goes on; the latest checkpoint within one standard error of the best "
+              "clear rate is best_model.zip "
               "(--eval-freq, --eval-episodes choose)")  # fmt: skip
 
     @functools.wraps(original_create_envs)

@@ -6,6 +6,8 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 
 from sb3_mario import DoubleDQN, MarioEvalCallback, evaluate_mario, make_mario_env
+from sb3_mario.callbacks import within_noise_of_best
+from sb3_mario.evaluation import MarioEvalResult
 
 ENV_ID = "SuperMarioBros-1-1-v0"
 
@@ -96,11 +98,10 @@ def test_evaluation_in_worker_processes_keeps_the_best_checkpoint_by_clear_rate(
     assert not list(tmp_path.glob("mario-eval-*")), "the checkpoints in flight are cleaned up"
     zoo = np.load(tmp_path / "evaluations.npz")
     assert zoo["timesteps"].tolist() == [60, 120, 180] and zoo["results"].shape == (3, 2)
-    # best_model.zip is the checkpoint with the best (clear rate, mean max x): played again in this process on the
+    # best_model.zip is the run's pick, here (no clears) the farthest checkpoint: played again in this process on the
     # same seeds, it gives what the workers reported
-    history = zip(callback.history["clears"], callback.history["max_x_pos"], strict=True)
-    scores = [(np.mean(c), np.mean(x)) for c, x in history]
-    k = max(range(3), key=lambda i: scores[i])
+    assert not any(any(c) for c in callback.history["clears"])
+    k = max(range(3), key=lambda i: np.mean(callback.history["max_x_pos"][i]))
     best = DoubleDQN.load(tmp_path / "best_model.zip", device="cpu")
     assert best.num_timesteps == callback.history["timesteps"][k]
     eval_env = make_mario_env(ENV_ID, n_envs=1, wrapper_kwargs=dict(noop_max=30))
@@ -113,3 +114,46 @@ def test_evaluation_in_worker_processes_keeps_the_best_checkpoint_by_clear_rate(
 def test_worker_evaluation_needs_the_training_env_and_greedy_actions():
     with pytest.raises(ValueError, match="n_eval_workers > 0 builds its eval envs from the training env"):
         MarioEvalCallback(eval_env=make_mario_env(ENV_ID, n_envs=1), n_eval_workers=1)
+
+
+def test_the_pick_is_the_latest_checkpoint_within_one_standard_error_of_the_best():
+    # 20 episodes at a best rate of 0.6: standard error sqrt(0.6 * 0.4 / 20) = 0.1095, so 0.5 (0.6 - 0.1) is within
+    # it and 0.45 (0.6 - 0.15) is not
+    assert within_noise_of_best((0.5, 100.0), 0.6, 20, (0.6, 3000.0))
+    assert not within_noise_of_best((0.45, 3161.0), 0.6, 20, (0.6, 3000.0))
+    assert within_noise_of_best((0.6, 100.0), 0.6, 20, (0.6, 3000.0))  # a tie goes to the later checkpoint
+    # at a best rate of 1.0 (or 1 of 1) the error is 0: only another perfect score replaces it
+    assert not within_noise_of_best((0.95, 3161.0), 1.0, 20, (1.0, 3161.0))
+    assert within_noise_of_best((1.0, 3161.0), 1.0, 20, (1.0, 3161.0))
+    # 1 clear of 20: error sqrt(0.05 * 0.95 / 20) = 0.0487, so a checkpoint that clears none is not within it
+    assert not within_noise_of_best((0.0, 3000.0), 0.05, 20, (0.05, 900.0))
+    # before any clear, the farthest mean max x position
+    assert within_noise_of_best((0.0, 901.0), 0.0, 20, (0.0, 900.0))
+    assert not within_noise_of_best((0.0, 900.0), 0.0, 20, (0.0, 900.0))
+    assert within_noise_of_best((0.0, 5.0), 0.0, 20, (-np.inf, -np.inf))
+
+
+@pytest.mark.parametrize("prefer_later", [True, False])
+def test_best_model_zip_is_the_runs_pick(tiny_model, tmp_path, prefer_later):
+    # the run's own evaluation of a World 1-1 run (sticky actions, 20 episodes each, 100k steps apart; step k stands
+    # for checkpoint 100k k): 0.60 at the 8th, 0.50 and 0.55 after it; then three made up: 0.40, 0.70, 0.60
+    rates = [0, 0, 0, 0, 0.10, 0.45, 0.50, 0.60, 0.50, 0.55, 0.40, 0.70, 0.60]
+    max_x = [757, 1215, 1809, 2195, 2302, 2715, 2684, 2870, 2621, 2672, 3100, 3000, 2900]
+    eval_env = make_mario_env(ENV_ID, n_envs=1)
+    callback = MarioEvalCallback(eval_env, best_model_save_path=str(tmp_path), prefer_later=prefer_later, verbose=0)
+    tiny_model.set_logger(configure(str(tmp_path), []))
+    callback.init_callback(tiny_model)
+    saved = []
+    for step, (rate, x) in enumerate(zip(rates, max_x, strict=True), start=1):
+        clears = [True] * round(20 * rate) + [False] * (20 - round(20 * rate))
+        tiny_model.num_timesteps = step
+        callback._report(step, MarioEvalResult(clears, [x] * 20, [0.0] * 20, [1] * 20))
+        saved.append(DoubleDQN.load(tmp_path / "best_model.zip", device="cpu").num_timesteps)
+    eval_env.close()
+    # before the first clear the farthest is picked (1..4), then the 0.10 (5), each later one within one error of the
+    # best (0.45 -> 0.50 -> 0.60), after the best those within 0.11 of it (0.50, 0.55) but not 0.40, then the new
+    # best 0.70 and the 0.60 within 0.10 of it
+    if prefer_later:
+        assert saved == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10, 12, 13]
+    else:
+        assert saved == [1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 8, 12, 12]

@@ -130,6 +130,18 @@ def test_evaluate_command_plays_with_sticky_actions_when_asked(saved_model, caps
 
 
 @pytest.mark.slow
+def test_evaluate_command_starts_at_the_first_seed_it_is_given(saved_model, capsys):
+    # episodes 1 and 2 of seeds 0..2 are the episodes of seeds 1..2
+    all_three = evaluate_main([str(saved_model), "-n", "3", "--sticky-actions", "0.25"])
+    capsys.readouterr()
+    last_two = evaluate_main([str(saved_model), "-n", "2", "--first-seed", "1", "--sticky-actions", "0.25"])
+    out = capsys.readouterr().out
+    assert "2 episodes, seeds 1..2," in out and "episode   0 seed   1:" in out
+    assert last_two.max_x_pos == all_three.max_x_pos[1:] and last_two.lengths == all_three.lengths[1:]
+    assert last_two.returns == all_three.returns[1:]
+
+
+@pytest.mark.slow
 def test_record_plays_the_stage_the_model_was_trained_on(saved_model, tmp_path):
     from sb3_mario.record import record
     from sb3_mario.weights import export_weights

@@ -144,7 +144,7 @@ def test_sb3_mario_evaluate_on_the_zoo_model(ddqn_run):
     model = f"logs/ddqn/{ENV_ID}_1/{ENV_ID}.zip"
     out = run("-m", "sb3_mario.evaluate", model, "-n", "2", "--noop-max", "30", cwd=ddqn_run)
     assert "episodes=2 clear_rate=" in out and "mean_max_x_pos=" in out and "mean_return=" in out
-    # a run folder: its best checkpoint by clear rate, which rl-zoo's --load-best finds too
+    # a run folder: its best_model.zip (the run's pick), which rl-zoo's --load-best finds too
     out = run("-m", "sb3_mario.evaluate", f"logs/ddqn/{ENV_ID}_1", "-n", "1", cwd=ddqn_run)
     assert f"logs/ddqn/{ENV_ID}_1/best_model.zip" in out.replace(os.sep, "/") and "episodes=1 clear_rate=" in out
     out = run("-m", "rl_zoo3.enjoy", "--algo", "ddqn", "--env", ENV_ID, "-f", "logs", "--exp-id", "1", "--load-best",
