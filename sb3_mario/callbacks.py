@@ -220,12 +220,11 @@ class MarioEvalCallback(BaseCallback):
             np.savez(os.path.join(self.log_path, "evaluations.npz"), timesteps=history["timesteps"],
                      results=history["returns"], ep_lengths=history["lengths"])  # fmt: skip
         score = (result.clear_rate, result.mean_max_x_pos)
+        previous_best, self.best_score = self.best_score, max(self.best_score, score)
         if self.prefer_later:
-            top_rate = max(self.best_score[0], result.clear_rate)
-            picked = within_noise_of_best(score, top_rate, len(result.clears), self.pick_score)
+            picked = within_noise_of_best(score, self.best_score[0], len(result.clears), self.pick_score)
         else:
-            picked = score > self.best_score
-        self.best_score = max(self.best_score, score)
+            picked = score > previous_best
         if picked:
             self.pick_score = score
         if self.best_model_save_path is not None:
