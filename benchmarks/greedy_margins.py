@@ -9,6 +9,11 @@ each copy of the weights (float16 for every tensor, float16 for the largest tens
 and 16-bit integers with one scale per row of the largest tensors) the largest change of a Q-value and the steps
 where the copy's greedy action is another one. A copy surely plays the same game where it moves every Q-value by
 less than half the margin, so the smallest margins say what precision a shipped file needs.
+
+``--against <run>/exported/rl_model_900000_steps.pt`` compares another checkpoint of the same run the same way, and
+how far its weights lie from the model's beside how far float16 rounding moves them: the scale of what training
+changes between two checkpoints, against which a rounding of the weights at a checkpoint
+(``DoubleDQN(float16_checkpoints=True)``) is measured.
 """
 
 import argparse
@@ -44,11 +49,31 @@ def copy_policy(policy: DQNPolicy, names: set[str], rounding: Callable[[th.Tenso
     return copy
 
 
+def weight_changes(policy: DQNPolicy, other: DQNPolicy) -> None:
+    """
+    Print how far the weights of ``other`` lie from those of ``policy``, and those of its float16 rounding: the
+    share of weights that differ, and the median and largest difference among them.
+
+    :param policy: the float32 policy
+    :param other: another checkpoint of the same network
+    """
+    state, other_state = policy.q_net.state_dict(), other.q_net.state_dict()
+    for name, change in (
+        ("the other checkpoint", lambda k: other_state[k] - state[k]),
+        ("float16 rounding", lambda k: state[k].half().float() - state[k]),
+    ):
+        values = th.cat([change(k).abs().flatten() for k in state if state[k].is_floating_point()])
+        moved = values[values > 0]
+        by = f", by a median {moved.median().item():.2g}, at most {moved.max().item():.2g}" if moved.numel() else ""
+        print(f"weights to {name}: {moved.numel():,} of {values.numel():,} differ{by}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="weights-only .pt of a model (scripts/export_checkpoints.py)")
     parser.add_argument("--episodes", type=int, default=20, help="episodes, seeded 0..N-1")
     parser.add_argument("--closest", type=int, default=5, help="how many of the smallest margins to list")
+    parser.add_argument("--against", help="weights-only .pt of another checkpoint of the same run, to compare too")
     args = parser.parse_args()
 
     policy, config = load_weights(args.model)
@@ -60,6 +85,11 @@ def main() -> None:
         "float16, the largest tensors": copy_policy(policy, largest, lambda w: w.half().float()),
         "int16 rows, the largest tensors": copy_policy(policy, largest, int16_rows),
     }
+    if args.against is not None:
+        other, other_config = load_weights(args.against)
+        assert isinstance(other, DQNPolicy)
+        copies[f"the checkpoint at {other_config['num_timesteps']:,} steps"] = other
+        weight_changes(policy, other)
     for sticky in trained_and_plain_sticky_actions(config):
         env = make_pipeline_env(config, env_id=config["env_id"], sticky_actions=sticky)
         margins: list[tuple[float, int, int]] = []

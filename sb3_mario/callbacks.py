@@ -12,6 +12,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack
 
+from sb3_mario.ddqn import DoubleDQN
 from sb3_mario.env import make_mario_env
 from sb3_mario.eval_workers import EvalWorkers, PendingEvaluation
 from sb3_mario.evaluation import MarioEvalResult, evaluate_mario
@@ -181,6 +182,8 @@ class MarioEvalCallback(BaseCallback):
 
     def _evaluate(self) -> None:
         # evaluate the model as it is now: in the workers (a checkpoint goes to them) or here
+        if isinstance(self.model, DoubleDQN) and self.model.float16_checkpoints:
+            self.model.round_to_float16()  # the evaluated weights are those that best_model.zip will hold
         self._evaluated_at = self.num_timesteps
         self._evaluations += 1
         first_seed = self._evaluations * self.n_eval_episodes

@@ -94,6 +94,8 @@ DDQN = """\
   cuda_graph: True
   overlap_env_step: True
   async_envs: True
+  # each save and evaluation rounds the weights to float16 values: any checkpoint ships as float16, playing the same
+  float16_checkpoints: True
 """
 # The baselines use SB3's own replay buffer (half the memory with optimize_memory_usage) and 1-step returns.
 BASELINE = """\

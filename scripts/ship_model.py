@@ -8,8 +8,9 @@ The ``.pt`` holds float16 weights when their greedy actions on the 20 evaluation
 ``python -m sb3_mario.evaluate`` (seeds 0..19, 0-30 no-op frames; for a model trained with sticky actions, with
 and without them) are exactly those of the float32 weights, else
 float16 for the largest tensors only (the first linear layer) when those play the same, else float32; the script
-says which. The zip holds the float32 Q-network (online and target) and a fresh
-optimizer, nothing of the replay buffer.
+says which. A model saved with ``DoubleDQN(float16_checkpoints=True)`` (the package's config) holds float16 numbers
+already, so its float16 file plays the same by construction. The zip holds the float32 Q-network (online and
+target) and a fresh optimizer, nothing of the replay buffer.
 """
 
 import json

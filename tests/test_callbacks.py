@@ -157,3 +157,27 @@ def test_best_model_zip_is_the_runs_pick(tiny_model, tmp_path, prefer_later):
         assert saved == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10, 12, 13]
     else:
         assert saved == [1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 8, 12, 12]
+
+
+@pytest.mark.slow
+def test_float16_checkpoints_are_rounded_before_each_evaluation(tmp_path, monkeypatch):
+    import torch as th
+
+    from sb3_mario import callbacks
+
+    env = make_mario_env(ENV_ID, n_envs=1, seed=0)
+    model = DoubleDQN("CnnPolicy", env, buffer_size=200, learning_starts=20, device="cpu", seed=0,
+                      float16_checkpoints=True)  # fmt: skip
+    rounded = []
+
+    def evaluate_and_look(evaluated, *args, **kwargs):
+        weights = evaluated.q_net.state_dict().values()
+        rounded.append(all(th.equal(v, v.half().float()) for v in weights if v.is_floating_point()))
+        return evaluate_mario(evaluated, *args, **kwargs)
+
+    monkeypatch.setattr(callbacks, "evaluate_mario", evaluate_and_look)
+    callback = MarioEvalCallback(n_eval_episodes=1, eval_freq=40, best_model_save_path=str(tmp_path), verbose=0)
+    model.learn(80, callback=callback)
+    env.close()
+    # both evaluations (40 steps, and 80, the final model's) played weights of float16 values, as best_model.zip holds
+    assert callback.history["timesteps"] == [40, 80] and rounded == [True, True]

@@ -10,7 +10,7 @@ import torch as th
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks.greedy_margins import int16_rows  # noqa: E402
+from benchmarks.greedy_margins import int16_rows, weight_changes  # noqa: E402
 
 #: only stops a process that hangs: a loaded machine is slower, not stuck
 HANG_LIMIT = 1800
@@ -24,6 +24,26 @@ def test_int16_rows_rounds_each_row_to_its_own_scale():
     assert th.equal(rounded[1], th.zeros(3))  # an all-zero row stays zero
     # row 2: steps of 6e-3 / 32767; 2e-3 is 10922.33 steps, 1e-3 is 5461.17
     assert th.allclose(rounded[2], th.tensor([10922, -32767, 5461]) * (6e-3 / 32767), rtol=0, atol=1e-9)
+
+
+def test_weight_changes_against_another_checkpoint_and_float16(capsys):
+    import gymnasium as gym
+    from stable_baselines3.dqn.policies import DQNPolicy
+
+    def policy(weight, bias):
+        made = DQNPolicy(gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(2), lambda _: 0.0, net_arch=[])
+        made.q_net.load_state_dict({"q_net.0.weight": th.tensor(weight), "q_net.0.bias": th.tensor(bias)})
+        return made
+
+    one = policy([[1.0, 0.5, 0.1], [0.25, -2.0, 3.0]], [0.0, 0.2])
+    # the other checkpoint: two weights moved, by 0.5 and 0.25
+    weight_changes(one, policy([[1.5, 0.5, 0.1], [0.25, -2.0, 3.25]], [0.0, 0.2]))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "weights to the other checkpoint: 2 of 8 differ, by a median 0.25, at most 0.5"
+    # float16 rounds 0.1 to 0.0999755859375 and 0.2 to 0.199951171875; the others are float16 numbers
+    assert lines[1] == "weights to float16 rounding: 2 of 8 differ, by a median 2.4e-05, at most 4.9e-05"
+    weight_changes(one, one)
+    assert capsys.readouterr().out.splitlines()[0] == "weights to the other checkpoint: 0 of 8 differ"
 
 
 @pytest.mark.slow

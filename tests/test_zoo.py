@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch as th
 import yaml
 
 from sb3_mario import DoubleDQN
@@ -112,6 +113,12 @@ def test_the_mario_config_trains_with_sticky_actions_prioritized_replay_and_rest
     assert (model.failure_restarts, model.failure_restart_steps) == (0.25, 30)
     assert model.replay_buffer_class.__name__ == "PrioritizedFrameReplayBuffer"
     assert model.batch_size == 64 and model._total_timesteps == 400  # -n 400 overrides the config's 1M
+    # every model the run saved holds float16 numbers: any of them ships as a float16 file that plays the same
+    checkpoint = next(run_dir.glob("rl_model_*_steps.zip"))
+    for saved in (model, DoubleDQN.load(run_dir / "best_model.zip", device="cpu"), DoubleDQN.load(checkpoint)):
+        assert saved.float16_checkpoints
+        weights = saved.q_net.state_dict().values()
+        assert all(th.equal(v, v.half().float().to(v.device)) for v in weights if v.is_floating_point())
     hyperparams = dict(yaml.load((run_dir / ENV_ID / "config.yml").read_text(), Loader=yaml.UnsafeLoader))
     assert hyperparams["env_wrapper"][0]["sb3_mario.wrappers.MarioWrapper"]["sticky_actions"] == 0.25
     assert hyperparams["n_timesteps"] == 1e6 and hyperparams["learning_rate"] == "lin_2e-4"

@@ -115,6 +115,12 @@ class DoubleDQN(DQN):
         as given
     :param learning_rate_fraction: the fraction of training over which the learning rate falls to
         ``learning_rate_final``
+    :param float16_checkpoints: round the online Q-network's weights to the nearest float16 values (kept as
+        float32, in place) before each ``save`` (so rl-zoo's checkpoints and final model too) and each evaluation of
+        :class:`~sb3_mario.MarioEvalCallback`: every saved or evaluated model then plays exactly as its float16 copy
+        (``export_weights(..., half=True)``, half the file size). Training goes on from the rounded weights; each
+        moves by at most 2^-11 of itself, on Mario a thousandth of what it moves between two checkpoints 100k steps
+        apart (benchmarks/README.md, "Checkpoints in float16")
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -161,6 +167,7 @@ class DoubleDQN(DQN):
         failure_restart_steps: int = 30,
         learning_rate_final: float | None = None,
         learning_rate_fraction: float = 1.0,
+        float16_checkpoints: bool = False,
     ) -> None:
         self.cuda_graph = cuda_graph
         self.overlap_env_step = overlap_env_step
@@ -175,6 +182,7 @@ class DoubleDQN(DQN):
         self.failure_restart_steps = failure_restart_steps
         self.learning_rate_final = learning_rate_final
         self.learning_rate_fraction = learning_rate_fraction
+        self.float16_checkpoints = float16_checkpoints
         # ez-greedy's settings are checked only where it is on (None: epsilon-greedy), the falling learning rate's
         # only where it falls
         ez_greedy = {} if ez_greedy_mu is None else dict(ez_greedy_mu=ez_greedy_mu,
@@ -408,6 +416,17 @@ class DoubleDQN(DQN):
         super().set_parameters(*args, **kwargs)
         fuse_optimizer(self.policy.optimizer, self.device)
 
+    def round_to_float16(self) -> None:
+        """
+        Round the online Q-network's floating-point weights to the nearest float16 values, in place (they stay
+        float32 tensors): its float16 copy then holds the same numbers. ``float16_checkpoints=True`` calls this
+        before each save and evaluation.
+        """
+        with th.no_grad():
+            for tensor in self.q_net.state_dict().values():
+                if tensor.is_floating_point():
+                    tensor.copy_(tensor.half())
+
     def save(
         self,
         path: str | pathlib.Path | io.BufferedIOBase,
@@ -415,12 +434,16 @@ class DoubleDQN(DQN):
         include: Any = None,
     ) -> None:
         """
-        Save the model like SB3, but atomically: a crash during the save leaves the previous file intact.
+        Save the model like SB3, but atomically: a crash during the save leaves the previous file intact. With
+        ``float16_checkpoints``, the online Q-network's weights are first rounded to float16 values
+        (:meth:`round_to_float16`).
 
         :param path: path to the file where the agent should be saved (``.zip`` is added if missing)
         :param exclude: names of parameters that should be excluded in addition to the default ones
         :param include: names of parameters that might be excluded but should be included anyway
         """
+        if self.float16_checkpoints:
+            self.round_to_float16()
         if not isinstance(path, str | pathlib.Path):
             return super().save(path, exclude=exclude, include=include)
         with atomic_write(with_suffix(path, ".zip")) as f:
