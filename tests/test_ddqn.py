@@ -235,3 +235,14 @@ def test_continuous_actions_get_a_clear_error():
 
     with pytest.raises(ValueError, match=r"Discrete action space.*SAC"):
         DoubleDQN("MlpPolicy", gym.make("Pendulum-v1"))
+
+
+def test_float16_checkpoints_refuse_weights_beyond_float16_and_keep_the_saved_file(vector_env, tmp_path):
+    model = DoubleDQN("MlpPolicy", vector_env, buffer_size=64, device="cpu", float16_checkpoints=True)
+    model.save(tmp_path / "model")
+    with th.no_grad():
+        next(model.q_net.parameters()).view(-1)[0] = 1e6  # float16 reaches 65504
+    with pytest.raises(ValueError, match=r"beyond float16's range .* float16_checkpoints=False"):
+        model.save(tmp_path / "model")
+    assert DoubleDQN.load(tmp_path / "model", device="cpu").float16_checkpoints  # the earlier save is intact
+    assert next(model.q_net.parameters()).view(-1)[0].item() == 1e6  # and the model untouched
