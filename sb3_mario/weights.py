@@ -105,6 +105,16 @@ def write_weights(state: dict[str, th.Tensor], config: dict[str, Any], path: str
     return pt, js
 
 
+def holds_float16_numbers(policy: BasePolicy) -> bool:
+    """
+    :param policy: a DQN policy
+    :return: whether every floating-point weight of its Q-network is a float16 number, as
+        ``DoubleDQN(float16_checkpoints=True)`` saves them: then ``export_weights(..., half=True)`` loses nothing
+    """
+    weights = policy.q_net.state_dict().values()  # type: ignore[union-attr]
+    return all(th.equal(v, v.half().to(v.dtype)) for v in weights if v.is_floating_point())
+
+
 def largest_tensors(policy: BasePolicy, share: float = 0.9) -> list[str]:
     """
     :param policy: a DQN policy

@@ -15,6 +15,7 @@ import torch as th
 import yaml
 
 from sb3_mario import DoubleDQN
+from sb3_mario.weights import holds_float16_numbers, load_weights
 
 #: only stops a process that hangs: a loaded machine is slower, not stuck
 HANG_LIMIT = 1800
@@ -116,9 +117,7 @@ def test_the_mario_config_trains_with_sticky_actions_prioritized_replay_and_rest
     # every model the run saved holds float16 numbers: any of them ships as a float16 file that plays the same
     checkpoint = next(run_dir.glob("rl_model_*_steps.zip"))
     for saved in (model, DoubleDQN.load(run_dir / "best_model.zip", device="cpu"), DoubleDQN.load(checkpoint)):
-        assert saved.float16_checkpoints
-        weights = saved.q_net.state_dict().values()
-        assert all(th.equal(v, v.half().float().to(v.device)) for v in weights if v.is_floating_point())
+        assert saved.float16_checkpoints and holds_float16_numbers(saved.policy)
     hyperparams = dict(yaml.load((run_dir / ENV_ID / "config.yml").read_text(), Loader=yaml.UnsafeLoader))
     assert hyperparams["env_wrapper"][0]["sb3_mario.wrappers.MarioWrapper"]["sticky_actions"] == 0.25
     assert hyperparams["n_timesteps"] == 1e6 and hyperparams["learning_rate"] == "lin_2e-4"
@@ -340,6 +339,13 @@ def test_checkpoints_export_to_weights_and_draw_a_learning_curve(ddqn_run, learn
     for name in ("rl_model_200_steps.pt", "rl_model_200_steps.json", "rl_model_400_steps.pt", "0.monitor.csv",
                  f"{ENV_ID}/config.yml", f"{ENV_ID}/args.yml"):  # fmt: skip
         assert name in names, name
+    # the package's config saves float16 numbers, so the checkpoints travel as float16, the same numbers
+    stored = th.load(curve_run / "rl_model_200_steps.pt", weights_only=True)
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {th.float16}
+    exported_policy, exported_config = load_weights(curve_run / "rl_model_200_steps.pt")
+    saved = DoubleDQN.load(run_dir / "rl_model_200_steps.zip", device="cpu").q_net.state_dict()
+    assert exported_config["dtype"] == "float16"
+    assert all(th.equal(v, saved[k]) for k, v in exported_policy.q_net.state_dict().items())
     zip_mtime = (run_dir / "rl_model_200_steps.zip").stat().st_mtime
     assert abs((curve_run / "rl_model_200_steps.pt").stat().st_mtime - zip_mtime) < 1
     csv_path, png = tmp_path / "curve.csv", tmp_path / "curve.png"
